@@ -1,0 +1,516 @@
+//! Datasets: reading CIFAR-10 binary batches and users' `.npy` files, splitting, and
+//! the lab's preprocessing.
+//!
+//! Raw pixels are read once, scaled by 1/255 (uint8 input only), standardised per feature
+//! with the training split's mean and standard deviation, and held as one `f32` matrix per
+//! split (examples in rows, so each image is contiguous). Every run borrows the same
+//! [`Dataset`]; nothing is copied per run.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array1, Array2, Axis, s};
+
+/// Bytes per CIFAR-10 binary record: one label byte and 32 x 32 x 3 pixels.
+pub const CIFAR10_RECORD: usize = 1 + CIFAR10_DIM;
+/// Input dimension of a CIFAR-10 image.
+pub const CIFAR10_DIM: usize = 3072;
+/// Number of classes the classifier predicts.
+pub const NUM_CLASSES: usize = 10;
+/// CIFAR-10's class names, in label order.
+pub const CIFAR10_CLASSES: [&str; NUM_CLASSES] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
+
+/// Why a data file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("cannot read data file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "data file {path} is missing; looked for it in {dir}; put the CIFAR-10 binary files there \
+         (`sweep data fetch cifar10` downloads them) or point `[data].dir`/`--data` at them"
+    )]
+    Missing { path: PathBuf, dir: PathBuf },
+    #[error("data file {path} is empty; it should hold {CIFAR10_RECORD}-byte CIFAR-10 records")]
+    Empty { path: PathBuf },
+    #[error(
+        "data file {path} is {len} bytes, not a multiple of the {CIFAR10_RECORD}-byte CIFAR-10 record: \
+         the last record is cut short after {tail} bytes (truncated download?)"
+    )]
+    Truncated { path: PathBuf, len: u64, tail: u64 },
+    #[error(
+        "data file {path}, record {record} (byte offset {offset}): label {label} is not a class 0..=9"
+    )]
+    BadLabel {
+        path: PathBuf,
+        record: usize,
+        offset: usize,
+        label: u64,
+    },
+    #[error("{path}: {message}")]
+    Npy { path: PathBuf, message: String },
+    #[error("{what}: {message}")]
+    Shape { what: String, message: String },
+}
+
+impl DataError {
+    fn io(path: &Path, source: io::Error) -> Self {
+        if source.kind() == io::ErrorKind::NotFound {
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            DataError::Missing {
+                path: path.to_path_buf(),
+                dir,
+            }
+        } else {
+            DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    }
+}
+
+/// Raw examples as read from disk: pixel values (uint8 files give 0..=255) and labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawSplit {
+    /// One example per row.
+    pub x: Array2<f32>,
+    /// The label of each row, in `0..NUM_CLASSES`.
+    pub y: Vec<u8>,
+    /// Whether `x` came from uint8 pixels (and so is scaled by 1/255 before use).
+    pub from_bytes: bool,
+}
+
+impl RawSplit {
+    fn concat(parts: Vec<RawSplit>, what: &str) -> Result<RawSplit, DataError> {
+        let Some(first) = parts.first() else {
+            return Err(DataError::Shape {
+                what: what.to_string(),
+                message: "no files given".into(),
+            });
+        };
+        let (dim, from_bytes) = (first.x.ncols(), first.from_bytes);
+        if let Some(bad) = parts.iter().find(|p| p.x.ncols() != dim) {
+            return Err(DataError::Shape {
+                what: what.to_string(),
+                message: format!(
+                    "files disagree on the input dimension ({dim} vs {})",
+                    bad.x.ncols()
+                ),
+            });
+        }
+        if parts.len() == 1 {
+            return Ok(parts.into_iter().next().expect("one part"));
+        }
+        let views: Vec<_> = parts.iter().map(|p| p.x.view()).collect();
+        let x = ndarray::concatenate(Axis(0), &views).expect("same number of columns");
+        let y = parts.iter().flat_map(|p| p.y.iter().copied()).collect();
+        Ok(RawSplit {
+            x,
+            y,
+            from_bytes: from_bytes && parts.iter().all(|p| p.from_bytes),
+        })
+    }
+
+    /// The last `n` examples split off into a second set.
+    fn split_tail(self, n: usize) -> (RawSplit, RawSplit) {
+        let keep = self.x.nrows() - n;
+        let head = RawSplit {
+            x: self.x.slice(s![..keep, ..]).to_owned(),
+            y: self.y[..keep].to_vec(),
+            from_bytes: self.from_bytes,
+        };
+        let tail = RawSplit {
+            x: self.x.slice(s![keep.., ..]).to_owned(),
+            y: self.y[keep..].to_vec(),
+            from_bytes: self.from_bytes,
+        };
+        (head, tail)
+    }
+}
+
+/// Reads one CIFAR-10 binary batch file, checking its length and every label.
+pub fn read_cifar10_bin(path: &Path) -> Result<RawSplit, DataError> {
+    let bytes = fs::read(path).map_err(|e| DataError::io(path, e))?;
+    parse_cifar10_bin(&bytes, path)
+}
+
+/// Parses the bytes of a CIFAR-10 binary batch file (`path` only names it in errors).
+pub fn parse_cifar10_bin(bytes: &[u8], path: &Path) -> Result<RawSplit, DataError> {
+    if bytes.is_empty() {
+        return Err(DataError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    if bytes.len() % CIFAR10_RECORD != 0 {
+        return Err(DataError::Truncated {
+            path: path.to_path_buf(),
+            len: bytes.len() as u64,
+            tail: (bytes.len() % CIFAR10_RECORD) as u64,
+        });
+    }
+    let n = bytes.len() / CIFAR10_RECORD;
+    let mut x = Array2::<f32>::zeros((n, CIFAR10_DIM));
+    let mut y = Vec::with_capacity(n);
+    for (record, (chunk, mut row)) in bytes
+        .chunks_exact(CIFAR10_RECORD)
+        .zip(x.rows_mut())
+        .enumerate()
+    {
+        let label = chunk[0];
+        if usize::from(label) >= NUM_CLASSES {
+            return Err(DataError::BadLabel {
+                path: path.to_path_buf(),
+                record,
+                offset: record * CIFAR10_RECORD,
+                label: u64::from(label),
+            });
+        }
+        y.push(label);
+        for (dst, &src) in row.iter_mut().zip(&chunk[1..]) {
+            *dst = f32::from(src);
+        }
+    }
+    Ok(RawSplit {
+        x,
+        y,
+        from_bytes: true,
+    })
+}
+
+/// Reads a users' `.npy` pair: X (N x d; uint8, float32 or float64) and y (N; integers).
+pub fn read_npy_pair(x_path: &Path, y_path: &Path) -> Result<RawSplit, DataError> {
+    let (x, from_bytes) = crate::npy::read_features(x_path)?;
+    let y = crate::npy::read_labels(y_path, NUM_CLASSES)?;
+    if x.nrows() != y.len() {
+        return Err(DataError::Shape {
+            what: format!("{} and {}", x_path.display(), y_path.display()),
+            message: format!(
+                "X has {} rows but y has {} labels; they must describe the same examples",
+                x.nrows(),
+                y.len()
+            ),
+        });
+    }
+    Ok(RawSplit { x, y, from_bytes })
+}
+
+/// Where a split's examples come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// CIFAR-10 binary batch files.
+    Cifar10Bin(Vec<PathBuf>),
+    /// Pairs of (X, y) `.npy` files.
+    Npy(Vec<(PathBuf, PathBuf)>),
+}
+
+impl Source {
+    fn read(&self, what: &str) -> Result<RawSplit, DataError> {
+        let parts = match self {
+            Source::Cifar10Bin(files) => files
+                .iter()
+                .map(|f| read_cifar10_bin(f))
+                .collect::<Result<Vec<_>, _>>()?,
+            Source::Npy(pairs) => pairs
+                .iter()
+                .map(|(x, y)| read_npy_pair(x, y))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        RawSplit::concat(parts, what)
+    }
+
+    /// The files this source reads.
+    pub fn files(&self) -> Vec<&Path> {
+        match self {
+            Source::Cifar10Bin(files) => files.iter().map(PathBuf::as_path).collect(),
+            Source::Npy(pairs) => pairs
+                .iter()
+                .flat_map(|(x, y)| [x.as_path(), y.as_path()])
+                .collect(),
+        }
+    }
+}
+
+/// How validation examples are obtained.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValSource {
+    Files(Source),
+    /// The last N training examples, held out before normalisation statistics are taken.
+    Holdout(usize),
+}
+
+/// Everything needed to build a [`Dataset`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSpec {
+    pub train: Source,
+    pub val: ValSource,
+    pub test: Option<Source>,
+}
+
+/// One preprocessed split: standardised features (one example per row) and labels.
+#[derive(Debug, Clone)]
+pub struct Split {
+    pub x: Array2<f32>,
+    pub y: Vec<u8>,
+}
+
+impl Split {
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+
+    pub fn dim(&self) -> usize {
+        self.x.ncols()
+    }
+}
+
+/// The train, validation and (optional) test splits after preprocessing.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub train: Split,
+    pub val: Split,
+    pub test: Option<Split>,
+    /// Per-feature mean of the training split (after the 1/255 scaling).
+    pub mean: Array1<f64>,
+    /// Per-feature standard deviation of the training split (population, ddof = 0).
+    pub std: Array1<f64>,
+}
+
+impl Dataset {
+    /// Reads every file of `spec` and preprocesses the splits.
+    pub fn load(spec: &DataSpec) -> Result<Dataset, DataError> {
+        let train = spec.train.read("training split")?;
+        let (train, val) = match &spec.val {
+            ValSource::Files(src) => (train, src.read("validation split")?),
+            ValSource::Holdout(n) => {
+                if *n == 0 || *n >= train.y.len() {
+                    return Err(DataError::Shape {
+                        what: "val_holdout".into(),
+                        message: format!(
+                            "cannot hold out {n} of {} training examples; use 1..{}",
+                            train.y.len(),
+                            train.y.len()
+                        ),
+                    });
+                }
+                train.split_tail(*n)
+            }
+        };
+        let test = spec
+            .test
+            .as_ref()
+            .map(|t| t.read("test split"))
+            .transpose()?;
+        for (what, split) in [("validation", &val)]
+            .into_iter()
+            .chain(test.iter().map(|t| ("test", t)))
+        {
+            if split.x.ncols() != train.x.ncols() {
+                return Err(DataError::Shape {
+                    what: format!("{what} split"),
+                    message: format!(
+                        "has {} input dimensions but the training split has {}",
+                        split.x.ncols(),
+                        train.x.ncols()
+                    ),
+                });
+            }
+        }
+        Ok(Self::preprocess(train, val, test))
+    }
+
+    /// Scales uint8 pixels by 1/255 and standardises every split with the training
+    /// split's per-feature mean and (population) standard deviation, as the lab does.
+    ///
+    /// Statistics and the standardisation are computed in f64 and rounded to f32 once.
+    /// A feature that is constant over the training split keeps a divisor of 1.
+    pub fn preprocess(train: RawSplit, val: RawSplit, test: Option<RawSplit>) -> Dataset {
+        let dim = train.x.ncols();
+        let n = train.x.nrows() as f64;
+        let scale = |raw: &RawSplit| if raw.from_bytes { 1.0 / 255.0 } else { 1.0 };
+        let train_scale = scale(&train);
+        let mut mean = Array1::<f64>::zeros(dim);
+        for row in train.x.rows() {
+            for (m, &v) in mean.iter_mut().zip(row) {
+                *m += f64::from(v) * train_scale;
+            }
+        }
+        mean /= n;
+        let mut var = Array1::<f64>::zeros(dim);
+        for row in train.x.rows() {
+            for ((acc, &v), &m) in var.iter_mut().zip(row).zip(&mean) {
+                let d = f64::from(v) * train_scale - m;
+                *acc += d * d;
+            }
+        }
+        let std = var.mapv(|v| {
+            let s = (v / n).sqrt();
+            if s > 0.0 { s } else { 1.0 }
+        });
+        let apply = |raw: RawSplit| -> Split {
+            let k = scale(&raw);
+            let mut x = raw.x;
+            for mut row in x.rows_mut() {
+                for ((v, &m), &s) in row.iter_mut().zip(&mean).zip(&std) {
+                    *v = ((f64::from(*v) * k - m) / s) as f32;
+                }
+            }
+            Split { x, y: raw.y }
+        };
+        Dataset {
+            train: apply(train),
+            val: apply(val),
+            test: test.map(apply),
+            mean,
+            std,
+        }
+    }
+}
+
+/// Reads `path` fully, at most `limit` bytes (guards against huge claimed sizes).
+pub(crate) fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, DataError> {
+    let file = fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut buf = Vec::new();
+    file.take(limit)
+        .read_to_end(&mut buf)
+        .map_err(|e| DataError::io(path, e))?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(label: u8, fill: u8) -> Vec<u8> {
+        let mut r = vec![fill; CIFAR10_RECORD];
+        r[0] = label;
+        r
+    }
+
+    #[test]
+    fn parses_records_and_labels() {
+        let bytes = [record(3, 7), record(9, 200)].concat();
+        let raw = parse_cifar10_bin(&bytes, Path::new("t.bin")).unwrap();
+        assert_eq!(raw.y, vec![3, 9]);
+        assert_eq!(raw.x.dim(), (2, CIFAR10_DIM));
+        assert_eq!(raw.x[[1, 3071]], 200.0);
+    }
+
+    #[test]
+    fn rejects_truncated_empty_and_bad_labels() {
+        let p = Path::new("t.bin");
+        let mut cut = record(1, 0);
+        cut.pop();
+        assert!(matches!(
+            parse_cifar10_bin(&cut, p),
+            Err(DataError::Truncated { tail: 3072, .. })
+        ));
+        assert!(matches!(
+            parse_cifar10_bin(&[], p),
+            Err(DataError::Empty { .. })
+        ));
+        let bad = [record(1, 0), record(10, 0)].concat();
+        let err = parse_cifar10_bin(&bad, p).unwrap_err();
+        assert!(matches!(
+            err,
+            DataError::BadLabel {
+                record: 1,
+                label: 10,
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("record 1"), "{err}");
+    }
+
+    #[test]
+    fn standardises_with_training_statistics() {
+        let raw = |rows: &[[f32; 2]]| RawSplit {
+            x: Array2::from_shape_vec((rows.len(), 2), rows.iter().flatten().copied().collect())
+                .unwrap(),
+            y: vec![0; rows.len()],
+            from_bytes: false,
+        };
+        let train = raw(&[[1.0, 5.0], [3.0, 5.0]]);
+        let val = raw(&[[2.0, 6.0]]);
+        let d = Dataset::preprocess(train, val, None);
+        assert_eq!(d.mean.to_vec(), vec![2.0, 5.0]);
+        assert_eq!(d.std.to_vec(), vec![1.0, 1.0]);
+        assert_eq!(d.train.x.row(0).to_vec(), vec![-1.0, 0.0]);
+        assert_eq!(d.val.x.row(0).to_vec(), vec![0.0, 1.0]);
+    }
+
+    fn shared_data() -> Option<PathBuf> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cifar-10-batches-bin");
+        if dir.join("data_batch_1.bin").exists() {
+            Some(dir)
+        } else {
+            eprintln!("skipped: real CIFAR-10 not found at {}", dir.display());
+            None
+        }
+    }
+
+    #[test]
+    fn loader_matches_the_published_facts() {
+        let Some(dir) = shared_data() else { return };
+        let counts = |y: &[u8]| {
+            let mut c = [0usize; 10];
+            y.iter().for_each(|&l| c[usize::from(l)] += 1);
+            c
+        };
+        let b1 = read_cifar10_bin(&dir.join("data_batch_1.bin")).unwrap();
+        assert_eq!(b1.y[0], 6);
+        let red: Vec<f32> = b1.x.row(0).iter().take(12).copied().collect();
+        assert_eq!(
+            red,
+            [
+                59., 43., 50., 68., 98., 119., 139., 145., 149., 149., 131., 125.
+            ]
+        );
+        assert_eq!(
+            counts(&b1.y),
+            [1005, 974, 1032, 1016, 999, 937, 1030, 1001, 1025, 981]
+        );
+        let b2 = read_cifar10_bin(&dir.join("data_batch_2.bin")).unwrap();
+        assert_eq!(
+            counts(&b2.y),
+            [984, 1007, 1010, 995, 1010, 988, 1008, 1026, 987, 985]
+        );
+        let t = read_cifar10_bin(&dir.join("test_batch.bin")).unwrap();
+        assert_eq!(t.y[0], 3);
+        assert_eq!(
+            t.x.row(0).iter().take(5).copied().collect::<Vec<_>>(),
+            [158., 159., 165., 166., 160.]
+        );
+        assert_eq!(counts(&t.y), [1000; 10]);
+    }
+
+    #[test]
+    fn shipped_sample_is_the_head_of_the_real_files() {
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/cifar10-sample");
+        let s = read_cifar10_bin(&sample.join("data_batch_1.bin")).unwrap();
+        assert_eq!(s.y.len(), 1000);
+        assert_eq!(s.y[0], 6);
+        let Some(dir) = shared_data() else { return };
+        let full = read_cifar10_bin(&dir.join("data_batch_1.bin")).unwrap();
+        assert_eq!(full.x.slice(s![..1000, ..]), s.x);
+    }
+}

@@ -1,0 +1,12 @@
+//! `sweep`: declarative hyperparameter sweeps of classifiers trained from scratch.
+//!
+//! The crate reads as a pipeline, one module per stage:
+//! spec ([`spec`]) -> plan of runs ([`plan`]) -> training ([`exec`], on [`model`] and
+//! [`data`]) -> artifacts on disk ([`artifacts`]) -> summary and report ([`summary`]).
+//! The gradient check ([`gradcheck`]) verifies the model's analytic gradients.
+
+pub mod data;
+pub mod gradcheck;
+pub mod model;
+pub mod npy;
+pub mod rng;

@@ -1,0 +1,568 @@
+//! The one-layer softmax classifier: scores `s = W x + b`, `p = softmax(s)`, the
+//! cross-entropy cost with an L2 penalty `lambda * ||W||_F^2` (b not penalised), its
+//! analytic gradients, and mini-batch gradient descent.
+//!
+//! Training is generic over the float type ([`Real`]: f32 or f64) and trains a *group* of
+//! runs at once: runs that see the same examples in the same order (same seed, batch
+//! size, epochs, shuffling and initialisation) differ only in `lambda` and `eta`, so their
+//! weight matrices are stacked into one `(R*K) x d` matrix and every matrix product reads a
+//! mini-batch once for all of them. Each GEMM is called with `alpha = 1, beta = 0`, for
+//! which `matrixmultiply` computes every output row with the same operations whatever the
+//! number of rows (see `../shared/notes/gemm.md`), and all scaling happens in separate
+//! element-wise passes; so a run's numbers are bit-identical whether it trains alone or
+//! fused with others.
+
+use std::fmt::{Debug, Display};
+use std::ops::Range;
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, Axis, LinalgScalar, s};
+use ndarray_npy::WritableElement;
+use num_traits::Float;
+
+use crate::data::{Dataset, NUM_CLASSES, Split};
+use crate::rng::{self, Stream};
+
+/// A float type training can run in.
+pub trait Real:
+    LinalgScalar + Float + Send + Sync + Debug + Display + WritableElement + 'static
+{
+    /// `"f32"` or `"f64"`.
+    const NAME: &'static str;
+    fn from_f64(v: f64) -> Self;
+    fn to_f64(self) -> f64;
+    /// Rows `rows` of `x` as this type: a view for f32, a conversion into `buf` otherwise.
+    fn rows<'a>(
+        x: &'a Array2<f32>,
+        rows: Range<usize>,
+        buf: &'a mut Array2<Self>,
+    ) -> ArrayView2<'a, Self>;
+    /// Copies `x`'s rows `idx` into the first rows of `out`.
+    fn gather(x: &Array2<f32>, idx: &[u32], out: &mut Array2<Self>);
+}
+
+impl Real for f32 {
+    const NAME: &'static str = "f32";
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    fn rows<'a>(
+        x: &'a Array2<f32>,
+        rows: Range<usize>,
+        _buf: &'a mut Array2<f32>,
+    ) -> ArrayView2<'a, f32> {
+        x.slice(s![rows, ..])
+    }
+    fn gather(x: &Array2<f32>, idx: &[u32], out: &mut Array2<f32>) {
+        for (&i, mut dst) in idx.iter().zip(out.rows_mut()) {
+            dst.assign(&x.row(i as usize));
+        }
+    }
+}
+
+impl Real for f64 {
+    const NAME: &'static str = "f64";
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn rows<'a>(
+        x: &'a Array2<f32>,
+        rows: Range<usize>,
+        buf: &'a mut Array2<f64>,
+    ) -> ArrayView2<'a, f64> {
+        let n = rows.len();
+        let mut out = buf.slice_mut(s![..n, ..]);
+        out.zip_mut_with(&x.slice(s![rows, ..]), |o, &v| *o = f64::from(v));
+        buf.slice(s![..n, ..])
+    }
+    fn gather(x: &Array2<f32>, idx: &[u32], out: &mut Array2<f64>) {
+        for (&i, mut dst) in idx.iter().zip(out.rows_mut()) {
+            dst.zip_mut_with(&x.row(i as usize), |o, &v| *o = f64::from(v));
+        }
+    }
+}
+
+/// The two hyperparameters in which the runs of a group may differ.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hyper {
+    /// L2 penalty factor (>= 0).
+    pub lambda: f64,
+    /// Learning rate (> 0).
+    pub eta: f64,
+}
+
+/// What the runs of a training group share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    pub batch_size: usize,
+    pub epochs: usize,
+    /// Seeds the initial weights and the per-epoch shuffles.
+    pub seed: u64,
+    /// Reshuffle the training set each epoch; `false` keeps the file order (as the lab).
+    pub shuffle: bool,
+    /// Standard deviation of the N(0, std^2) initial weights and biases.
+    pub init_std: f64,
+}
+
+/// Weights `W` (K x d) and biases `b` (K).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params<T> {
+    pub w: Array2<T>,
+    pub b: Array1<T>,
+}
+
+impl<T: Real> Params<T> {
+    /// Draws W then b, row by row, from N(0, std^2) with the `Init` stream of `seed`.
+    pub fn init(classes: usize, dim: usize, std: f64, seed: u64) -> Self {
+        let mut rng = rng::generator(seed, Stream::Init);
+        let mut w = vec![0.0; classes * dim];
+        let mut b = vec![0.0; classes];
+        rng::fill_normal(&mut rng, std, &mut w);
+        rng::fill_normal(&mut rng, std, &mut b);
+        Params {
+            w: Array2::from_shape_vec((classes, dim), w.into_iter().map(T::from_f64).collect())
+                .expect("shape matches"),
+            b: Array1::from_iter(b.into_iter().map(T::from_f64)),
+        }
+    }
+}
+
+/// Loss, cost and accuracy of a model on one split.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SplitMetrics {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Loss plus `lambda * ||W||_F^2`.
+    pub cost: f64,
+    /// Fraction of examples whose highest score is their label.
+    pub accuracy: f64,
+}
+
+/// Metrics on the training and validation splits after `epoch` epochs (0 = at init).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub train: SplitMetrics,
+    pub val: SplitMetrics,
+}
+
+/// How a training run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    /// The training or validation cost was not finite after this epoch; training stopped.
+    Diverged {
+        epoch: usize,
+    },
+}
+
+/// A trained run: final parameters, per-epoch history and test metrics.
+#[derive(Debug, Clone)]
+pub struct Fitted<T> {
+    params: Params<T>,
+    history: Vec<EpochMetrics>,
+    test: Option<SplitMetrics>,
+    outcome: Outcome,
+}
+
+impl<T> Fitted<T> {
+    pub fn params(&self) -> &Params<T> {
+        &self.params
+    }
+    pub fn history(&self) -> &[EpochMetrics] {
+        &self.history
+    }
+    pub fn test(&self) -> Option<SplitMetrics> {
+        self.test
+    }
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+}
+
+/// Examples per chunk when scoring a whole split (keeps the score block in cache).
+const EVAL_CHUNK: usize = 500;
+
+/// Log-sum-exp of `s` with the maximum subtracted first, so no exponent overflows
+/// (the standard stabilisation; e.g. Goodfellow, Bengio and Courville, *Deep Learning*,
+/// section 4.1). Returns `(lse, index of the first maximum)`.
+pub fn log_sum_exp<T: Real>(s: impl Iterator<Item = T> + Clone) -> (T, usize) {
+    let (mut best, mut arg) = (T::neg_infinity(), 0);
+    for (k, v) in s.clone().enumerate() {
+        if v > best || (k == 0) {
+            best = v;
+            arg = k;
+        }
+    }
+    let sum = s.fold(T::zero(), |acc, v| acc + (v - best).exp());
+    (best + sum.ln(), arg)
+}
+
+/// Softmax of `s` in place (max subtracted, then normalised).
+pub fn softmax_in_place<T: Real>(mut s: ArrayViewMut1<T>) {
+    let max = s
+        .iter()
+        .fold(T::neg_infinity(), |m, &v| if v > m { v } else { m });
+    let mut sum = T::zero();
+    s.mapv_inplace(|v| {
+        let e = (v - max).exp();
+        sum = sum + e;
+        e
+    });
+    s.mapv_inplace(|v| v / sum);
+}
+
+/// Squared Frobenius norm, accumulated in f64.
+fn sq_norm<T: Real>(w: ArrayView2<T>) -> f64 {
+    w.iter().map(|&v| v.to_f64() * v.to_f64()).sum()
+}
+
+/// Metrics of every stacked model (rows `r*K..(r+1)*K` of `w`) on `split`.
+fn evaluate<T: Real>(
+    w: &Array2<T>,
+    b: &Array1<T>,
+    lambdas: &[f64],
+    split: &Split,
+) -> Vec<SplitMetrics> {
+    let (m, k) = (w.nrows(), NUM_CLASSES);
+    let runs = m / k;
+    let n = split.len();
+    let mut buf = Array2::<T>::zeros((
+        if T::NAME == "f32" {
+            0
+        } else {
+            EVAL_CHUNK.min(n)
+        },
+        split.dim(),
+    ));
+    let mut scores = Array2::<T>::zeros((m, EVAL_CHUNK.min(n)));
+    let mut loss = vec![0.0f64; runs];
+    let mut correct = vec![0usize; runs];
+    for start in (0..n).step_by(EVAL_CHUNK) {
+        let end = (start + EVAL_CHUNK).min(n);
+        let xc = T::rows(&split.x, start..end, &mut buf);
+        let mut sc = scores.slice_mut(s![.., ..end - start]);
+        general_mat_mul(T::one(), w, &xc.t(), T::zero(), &mut sc);
+        for (j, &label) in split.y[start..end].iter().enumerate() {
+            let y = usize::from(label);
+            for r in 0..runs {
+                let col = (0..k).map(|c| sc[[r * k + c, j]] + b[r * k + c]);
+                let (lse, arg) = log_sum_exp(col.clone());
+                loss[r] += (lse - (sc[[r * k + y, j]] + b[r * k + y])).to_f64();
+                correct[r] += usize::from(arg == y);
+            }
+        }
+    }
+    (0..runs)
+        .map(|r| {
+            let mean = loss[r] / n as f64;
+            let reg = lambdas[r] * sq_norm(w.slice(s![r * k..(r + 1) * k, ..]));
+            SplitMetrics {
+                loss: mean,
+                cost: mean + reg,
+                accuracy: correct[r] as f64 / n as f64,
+            }
+        })
+        .collect()
+}
+
+/// Metrics of one model on `split`.
+pub fn metrics<T: Real>(params: &Params<T>, lambda: f64, split: &Split) -> SplitMetrics {
+    evaluate(&params.w, &params.b, &[lambda], split)[0]
+}
+
+/// Trains every member of a group (runs sharing `cfg`) on `data` by mini-batch gradient
+/// descent, recording metrics at epoch 0 and after every epoch.
+///
+/// Each epoch visits the training examples in a fresh permutation drawn from the
+/// `Shuffle` stream of `cfg.seed` (or in file order when `cfg.shuffle` is false), in
+/// batches of `cfg.batch_size` (the last batch may be smaller). A member whose training or
+/// validation cost is not finite after an epoch stops there, as diverged.
+/// `on_epoch` is called after each epoch with the number of epochs done.
+pub fn train_group<T: Real>(
+    data: &Dataset,
+    cfg: &TrainConfig,
+    members: &[Hyper],
+    on_epoch: &(dyn Fn(usize) + Sync),
+) -> Vec<Fitted<T>> {
+    let (k, d, n) = (NUM_CLASSES, data.train.dim(), data.train.len());
+    let runs = members.len();
+    let m = runs * k;
+    let init = Params::<T>::init(k, d, cfg.init_std, cfg.seed);
+    let mut w = Array2::<T>::zeros((m, d));
+    let mut b = Array1::<T>::zeros(m);
+    for r in 0..runs {
+        w.slice_mut(s![r * k..(r + 1) * k, ..]).assign(&init.w);
+        b.slice_mut(s![r * k..(r + 1) * k]).assign(&init.b);
+    }
+    let lambdas: Vec<f64> = members.iter().map(|h| h.lambda).collect();
+    let two_lambda: Vec<T> = members
+        .iter()
+        .map(|h| T::from_f64(2.0 * h.lambda))
+        .collect();
+    let eta: Vec<T> = members.iter().map(|h| T::from_f64(h.eta)).collect();
+
+    let mut history: Vec<Vec<EpochMetrics>> = vec![Vec::with_capacity(cfg.epochs + 1); runs];
+    let mut outcome = vec![Outcome::Completed; runs];
+    let mut record = |epoch: usize, w: &Array2<T>, b: &Array1<T>, outcome: &mut [Outcome]| {
+        let train = evaluate(w, b, &lambdas, &data.train);
+        let val = evaluate(w, b, &lambdas, &data.val);
+        for r in 0..runs {
+            if outcome[r] != Outcome::Completed {
+                continue;
+            }
+            history[r].push(EpochMetrics {
+                epoch,
+                train: train[r],
+                val: val[r],
+            });
+            if !(train[r].cost.is_finite() && val[r].cost.is_finite()) {
+                outcome[r] = Outcome::Diverged { epoch };
+            }
+        }
+    };
+    record(0, &w, &b, &mut outcome);
+
+    let bs = cfg.batch_size.min(n);
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut shuffler = rng::generator(cfg.seed, Stream::Shuffle);
+    let mut xb = Array2::<T>::zeros((bs, d));
+    let mut scores = Array2::<T>::zeros((m, bs));
+    let mut grad_w = Array2::<T>::zeros((m, d));
+    for epoch in 1..=cfg.epochs {
+        if outcome.iter().all(|o| *o != Outcome::Completed) {
+            break;
+        }
+        if cfg.shuffle {
+            order
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = i as u32);
+            rng::shuffle(&mut shuffler, &mut order);
+        }
+        for batch in order.chunks(bs) {
+            let nb = batch.len();
+            T::gather(&data.train.x, batch, &mut xb);
+            let xbv = xb.slice(s![..nb, ..]);
+            let mut g = scores.slice_mut(s![.., ..nb]);
+            general_mat_mul(T::one(), &w, &xbv.t(), T::zero(), &mut g);
+            for j in 0..nb {
+                let y = usize::from(data.train.y[batch[j] as usize]);
+                for r in 0..runs {
+                    let rows = r * k..(r + 1) * k;
+                    let mut col = g.slice_mut(s![rows.clone(), j]);
+                    col.zip_mut_with(&b.slice(s![rows]), |s, &bias| *s = *s + bias);
+                    softmax_in_place(col.view_mut());
+                    col[y] = col[y] - T::one();
+                }
+            }
+            let g = scores.slice(s![.., ..nb]);
+            general_mat_mul(T::one(), &g, &xbv, T::zero(), &mut grad_w);
+            let inv_n = T::one() / T::from_f64(nb as f64);
+            for r in 0..runs {
+                if outcome[r] != Outcome::Completed {
+                    continue;
+                }
+                let rows = r * k..(r + 1) * k;
+                let (two_l, lr) = (two_lambda[r], eta[r]);
+                let mut wr = w.slice_mut(s![rows.clone(), ..]);
+                wr.zip_mut_with(&grad_w.slice(s![rows.clone(), ..]), |wv, &gv| {
+                    *wv = *wv - lr * (gv * inv_n + two_l * *wv);
+                });
+                for (bias, grow) in b
+                    .slice_mut(s![rows.clone()])
+                    .iter_mut()
+                    .zip(g.slice(s![rows, ..]).rows())
+                {
+                    let db = grow.sum() * inv_n;
+                    *bias = *bias - lr * db;
+                }
+            }
+        }
+        record(epoch, &w, &b, &mut outcome);
+        on_epoch(epoch);
+    }
+
+    let test = data.test.as_ref().map(|t| evaluate(&w, &b, &lambdas, t));
+    let mut w_rows = w.axis_chunks_iter(Axis(0), k);
+    (0..runs)
+        .map(|r| Fitted {
+            params: Params {
+                w: w_rows.next().expect("one block per run").to_owned(),
+                b: b.slice(s![r * k..(r + 1) * k]).to_owned(),
+            },
+            history: std::mem::take(&mut history[r]),
+            test: match outcome[r] {
+                Outcome::Completed => test.as_ref().map(|t| t[r]),
+                Outcome::Diverged { .. } => None,
+            },
+            outcome: outcome[r],
+        })
+        .collect()
+}
+
+/// Trains a single run; the same as a group of one.
+pub fn fit<T: Real>(data: &Dataset, cfg: &TrainConfig, hyper: Hyper) -> Fitted<T> {
+    train_group::<T>(data, cfg, &[hyper], &|_| {})
+        .pop()
+        .expect("one member")
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::data::RawSplit;
+
+    /// A small learnable problem: class-dependent means plus seeded noise.
+    pub(crate) fn toy_dataset(n: usize, dim: usize, seed: u64) -> Dataset {
+        let mut rng = rng::generator(seed, Stream::CheckParams);
+        let make = |rng: &mut rand_chacha::ChaCha20Rng, n: usize| {
+            let mut noise = vec![0.0; n * dim];
+            rng::fill_normal(rng, 1.0, &mut noise);
+            let y: Vec<u8> = (0..n).map(|i| (i % NUM_CLASSES) as u8).collect();
+            let x = Array2::from_shape_fn((n, dim), |(i, j)| {
+                (noise[i * dim + j]
+                    + if j % NUM_CLASSES == usize::from(y[i]) {
+                        2.0
+                    } else {
+                        0.0
+                    }) as f32
+            });
+            RawSplit {
+                x,
+                y,
+                from_bytes: false,
+            }
+        };
+        let train = make(&mut rng, n);
+        let val = make(&mut rng, n / 2);
+        let test = make(&mut rng, n / 2);
+        Dataset::preprocess(train, val, Some(test))
+    }
+
+    fn cfg(seed: u64) -> TrainConfig {
+        TrainConfig {
+            batch_size: 16,
+            epochs: 5,
+            seed,
+            shuffle: true,
+            init_std: 0.01,
+        }
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one_and_survive_large_scores() {
+        let mut s = Array1::from(vec![1000.0f64, 999.0, -5.0, 0.0]);
+        softmax_in_place(s.view_mut());
+        assert!((s.sum() - 1.0).abs() < 1e-15);
+        assert!(s.iter().all(|p| p.is_finite() && *p >= 0.0));
+        let (lse, arg) = log_sum_exp([1000.0f64, 999.0].into_iter());
+        assert_eq!(arg, 0);
+        assert!((lse - (1000.0 + (1.0 + (-1.0f64).exp()).ln())).abs() < 1e-12);
+    }
+
+    #[test]
+    fn training_lowers_the_cost_and_learns() {
+        let data = toy_dataset(200, 30, 1);
+        let fitted = fit::<f64>(
+            &data,
+            &cfg(1),
+            Hyper {
+                lambda: 0.01,
+                eta: 0.1,
+            },
+        );
+        let h = fitted.history();
+        assert_eq!(h.len(), 6);
+        assert!(h[5].train.cost < h[0].train.cost * 0.5, "{h:?}");
+        assert!(h[5].val.accuracy > 0.8, "{h:?}");
+        assert_eq!(fitted.outcome(), Outcome::Completed);
+        assert!(fitted.test().unwrap().accuracy > 0.8);
+    }
+
+    #[test]
+    fn same_seed_gives_bit_identical_weights() {
+        let data = toy_dataset(100, 20, 2);
+        let a = fit::<f32>(
+            &data,
+            &cfg(5),
+            Hyper {
+                lambda: 0.1,
+                eta: 0.05,
+            },
+        );
+        let b = fit::<f32>(
+            &data,
+            &cfg(5),
+            Hyper {
+                lambda: 0.1,
+                eta: 0.05,
+            },
+        );
+        assert_eq!(a.params(), b.params());
+        let c = fit::<f32>(
+            &data,
+            &cfg(6),
+            Hyper {
+                lambda: 0.1,
+                eta: 0.05,
+            },
+        );
+        assert_ne!(a.params(), c.params());
+    }
+
+    #[test]
+    fn fused_and_solo_runs_are_bit_identical() {
+        let data = toy_dataset(150, 40, 3);
+        let members = [
+            Hyper {
+                lambda: 0.0,
+                eta: 0.1,
+            },
+            Hyper {
+                lambda: 0.1,
+                eta: 0.01,
+            },
+            Hyper {
+                lambda: 1.0,
+                eta: 0.001,
+            },
+        ];
+        for (r, h) in members.iter().enumerate() {
+            let fused32 = &train_group::<f32>(&data, &cfg(9), &members, &|_| {})[r];
+            let solo32 = fit::<f32>(&data, &cfg(9), *h);
+            assert_eq!(fused32.params(), solo32.params(), "f32 member {r}");
+            assert_eq!(fused32.history(), solo32.history());
+            let fused64 = &train_group::<f64>(&data, &cfg(9), &members, &|_| {})[r];
+            let solo64 = fit::<f64>(&data, &cfg(9), *h);
+            assert_eq!(fused64.params(), solo64.params(), "f64 member {r}");
+        }
+    }
+
+    #[test]
+    fn a_diverging_member_is_reported_and_does_not_disturb_the_others() {
+        let data = toy_dataset(100, 20, 4);
+        let members = [
+            Hyper {
+                lambda: 1.0,
+                eta: 10.0,
+            },
+            Hyper {
+                lambda: 0.0,
+                eta: 0.05,
+            },
+        ];
+        let out = train_group::<f32>(&data, &cfg(1), &members, &|_| {});
+        assert!(matches!(out[0].outcome(), Outcome::Diverged { epoch } if epoch >= 1));
+        assert!(out[0].test().is_none());
+        let solo = fit::<f32>(&data, &cfg(1), members[1]);
+        assert_eq!(out[1].params(), solo.params());
+        assert_eq!(out[1].outcome(), Outcome::Completed);
+    }
+}
