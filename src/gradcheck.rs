@@ -1,1 +1,453 @@
+//! The gradient check: the model's analytic gradients against finite differences.
+//!
+//! As in the lab, the check runs in f64 at freshly initialised W and b (drawn from the
+//! check's own seed), on the first n training examples and on random segments of n
+//! examples, and reports for W and b the norm of the difference (the lab's metric), the
+//! largest absolute difference and the largest relative error.
+//!
+//! The numerical derivatives are the usual finite differences of the cost,
+//! forward `(J(theta + h e) - J(theta)) / h` and centred `(J(theta + h e) - J(theta - h e)) / 2h`,
+//! but the perturbed cost is computed smartly: changing `W[i][j]` only changes row i of the
+//! scores `S = W X + b`, by `h * X[j, :]`, so each example's log-sum-exp is rebuilt from
+//! the precomputed sum of the other rows' exponentials in O(1), and a cost evaluation
+//! costs O(n) instead of the O(n K d) of recomputing `W X`. The unperturbed cost in the
+//! forward difference is evaluated by the same formula, so both terms round alike.
 
+use std::time::Instant;
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array1, Array2, Axis};
+use rayon::prelude::*;
+
+use crate::data::{NUM_CLASSES, Split};
+use crate::model::Params;
+use crate::rng::{self, Stream};
+
+/// Finite-difference scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Method {
+    /// `(J(theta + h) - J(theta)) / h`: the lab's method.
+    Forward,
+    /// `(J(theta + h) - J(theta - h)) / 2h`.
+    Centred,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Forward => "forward",
+            Method::Centred => "centred",
+        }
+    }
+}
+
+/// Which parameter block a row reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Param {
+    W,
+    B,
+}
+
+impl Param {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Param::W => "W",
+            Param::B => "b",
+        }
+    }
+}
+
+/// Which examples a check uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    /// The first n training examples (the lab's choice).
+    First,
+    /// n examples drawn at random from the training split (1-based number).
+    Random(u32),
+}
+
+impl std::fmt::Display for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Segment::First => f.write_str("first"),
+            Segment::Random(i) => write!(f, "random-{i}"),
+        }
+    }
+}
+
+/// What to check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckSpec {
+    pub batch_sizes: Vec<usize>,
+    /// Random segments per batch size, besides the first-n one.
+    pub segments: u32,
+    pub lambdas: Vec<f64>,
+    pub methods: Vec<Method>,
+    /// Finite-difference step h.
+    pub step: f64,
+    /// Seeds W, b and the random segments.
+    pub seed: u64,
+    /// Floor of the relative error's denominator.
+    pub eps: f64,
+    /// Check only the first `dims` input dimensions (the model is cut to K x dims).
+    pub dims: Option<usize>,
+    pub init_std: f64,
+}
+
+/// One line of the gradient-check table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckRow {
+    pub batch_size: usize,
+    pub segment: Segment,
+    pub lambda: f64,
+    pub method: Method,
+    pub param: Param,
+    /// `||g_analytic - g_numerical||_2`.
+    pub norm_diff: f64,
+    pub max_abs_diff: f64,
+    /// `max |ga - gn| / max(eps, |ga| + |gn|)`.
+    pub max_rel_err: f64,
+    /// Wall time of the numerical gradient (not reproducible; excluded from comparisons).
+    pub seconds: f64,
+}
+
+/// Analytic gradients of the cost at `params` on examples `x` (n x d) with labels `y`.
+pub fn analytic_gradients(
+    params: &Params<f64>,
+    x: &Array2<f64>,
+    y: &[u8],
+    lambda: f64,
+) -> Params<f64> {
+    let n = x.nrows() as f64;
+    let mut g = Array2::<f64>::zeros((params.w.nrows(), x.nrows()));
+    general_mat_mul(1.0, &params.w, &x.t(), 0.0, &mut g);
+    for (j, mut col) in g.axis_iter_mut(Axis(1)).enumerate() {
+        col += &params.b;
+        crate::model::softmax_in_place(col.view_mut());
+        col[usize::from(y[j])] -= 1.0;
+    }
+    let mut dw = Array2::<f64>::zeros(params.w.dim());
+    general_mat_mul(1.0, &g, x, 0.0, &mut dw);
+    dw.zip_mut_with(&params.w, |d, &w| *d = *d / n + 2.0 * lambda * w);
+    Params {
+        w: dw,
+        b: g.sum_axis(Axis(1)) / n,
+    }
+}
+
+/// Precomputed pieces of the scores from which perturbed costs are rebuilt.
+struct Scores {
+    /// Scores `S = W X + b`, K x n.
+    s: Array2<f64>,
+    /// Column maxima of S.
+    max: Array1<f64>,
+    /// `others[i][k]`: sum over classes c != i of `exp(S[c][k] - max[k])`.
+    others: Array2<f64>,
+}
+
+impl Scores {
+    fn new(params: &Params<f64>, x: &Array2<f64>) -> Self {
+        let (kc, n) = (params.w.nrows(), x.nrows());
+        let mut s = Array2::<f64>::zeros((kc, n));
+        general_mat_mul(1.0, &params.w, &x.t(), 0.0, &mut s);
+        for mut col in s.axis_iter_mut(Axis(1)) {
+            col += &params.b;
+        }
+        let max = s.map_axis(Axis(0), |c| c.fold(f64::NEG_INFINITY, |m, &v| m.max(v)));
+        let mut others = Array2::<f64>::zeros((kc, n));
+        for k in 0..n {
+            for i in 0..kc {
+                others[[i, k]] = (0..kc)
+                    .filter(|&c| c != i)
+                    .map(|c| (s[[c, k]] - max[k]).exp())
+                    .sum();
+            }
+        }
+        Scores { s, max, others }
+    }
+
+    /// Mean cross-entropy after adding `delta(k)` to row i of the scores.
+    fn loss_with_row_shift(&self, i: usize, y: &[u8], delta: impl Fn(usize) -> f64) -> f64 {
+        let n = y.len();
+        let mut total = 0.0;
+        for (k, &label) in y.iter().enumerate() {
+            let d = delta(k);
+            let si = self.s[[i, k]] + d;
+            let lse = self.max[k] + (self.others[[i, k]] + (si - self.max[k]).exp()).ln();
+            let sy = if usize::from(label) == i {
+                si
+            } else {
+                self.s[[usize::from(label), k]]
+            };
+            total += lse - sy;
+        }
+        total / n as f64
+    }
+}
+
+/// Numerical gradients of the cost by `method` with step `h`.
+fn numerical_gradients(
+    params: &Params<f64>,
+    xt: &Array2<f64>,
+    y: &[u8],
+    lambda: f64,
+    method: Method,
+    h: f64,
+    scores: &Scores,
+) -> (Params<f64>, f64, f64) {
+    let (kc, d) = params.w.dim();
+    let reg0: f64 = params.w.iter().map(|v| v * v).sum();
+    let start = Instant::now();
+    let rows: Vec<Vec<f64>> = (0..kc)
+        .into_par_iter()
+        .map(|i| {
+            let base = scores.loss_with_row_shift(i, y, |_| 0.0) + lambda * reg0;
+            (0..d)
+                .map(|j| {
+                    let xj = xt.row(j);
+                    let wij = params.w[[i, j]];
+                    let cost = |step: f64| {
+                        scores.loss_with_row_shift(i, y, |k| step * xj[k])
+                            + lambda * (reg0 + 2.0 * step * wij + step * step)
+                    };
+                    match method {
+                        Method::Forward => (cost(h) - base) / h,
+                        Method::Centred => (cost(h) - cost(-h)) / (2.0 * h),
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let w_seconds = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let b: Vec<f64> = (0..kc)
+        .map(|i| {
+            let cost = |step: f64| scores.loss_with_row_shift(i, y, |_| step) + lambda * reg0;
+            match method {
+                Method::Forward => (cost(h) - cost(0.0)) / h,
+                Method::Centred => (cost(h) - cost(-h)) / (2.0 * h),
+            }
+        })
+        .collect();
+    let b_seconds = start.elapsed().as_secs_f64();
+    let w = Array2::from_shape_vec((kc, d), rows.into_iter().flatten().collect()).expect("K x d");
+    (
+        Params {
+            w,
+            b: Array1::from(b),
+        },
+        w_seconds,
+        b_seconds,
+    )
+}
+
+/// `(||a - n||_2, max |a - n|, max |a - n| / max(eps, |a| + |n|))`.
+pub fn compare<'a>(
+    a: impl IntoIterator<Item = &'a f64>,
+    n: impl IntoIterator<Item = &'a f64>,
+    eps: f64,
+) -> (f64, f64, f64) {
+    let (mut sq, mut max_abs, mut max_rel) = (0.0f64, 0.0f64, 0.0f64);
+    for (&ga, &gn) in a.into_iter().zip(n) {
+        let diff = (ga - gn).abs();
+        sq += diff * diff;
+        max_abs = max_abs.max(diff);
+        max_rel = max_rel.max(diff / eps.max(ga.abs() + gn.abs()));
+    }
+    (sq.sqrt(), max_abs, max_rel)
+}
+
+/// Why a gradient check could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(
+        "gradcheck batch size {batch_size} is larger than the {available} training examples; use at most {available}"
+    )]
+    TooFewExamples { batch_size: usize, available: usize },
+    #[error("gradcheck dims = {dims} exceeds the data's {available} input dimensions")]
+    TooManyDims { dims: usize, available: usize },
+}
+
+/// Runs every check of `spec` on the training split. Rows come in the order batch size,
+/// segment, lambda, method, parameter (W then b).
+pub fn run(spec: &CheckSpec, train: &Split) -> Result<Vec<CheckRow>, CheckError> {
+    let dims = spec.dims.unwrap_or(train.dim());
+    if dims > train.dim() {
+        return Err(CheckError::TooManyDims {
+            dims,
+            available: train.dim(),
+        });
+    }
+    if let Some(&bad) = spec.batch_sizes.iter().find(|&&n| n > train.len()) {
+        return Err(CheckError::TooFewExamples {
+            batch_size: bad,
+            available: train.len(),
+        });
+    }
+    let params = Params::<f64>::init(NUM_CLASSES, dims, spec.init_std, spec.seed);
+    let mut rows = Vec::new();
+    for &n in &spec.batch_sizes {
+        let segments =
+            std::iter::once(Segment::First).chain((1..=spec.segments).map(Segment::Random));
+        for segment in segments {
+            let idx: Vec<usize> = match segment {
+                Segment::First => (0..n).collect(),
+                Segment::Random(i) => {
+                    let mut g = rng::generator(spec.seed, Stream::CheckSegment(i));
+                    rng::sample_indices(&mut g, train.len(), n)
+                }
+            };
+            let x = Array2::from_shape_fn((n, dims), |(r, c)| f64::from(train.x[[idx[r], c]]));
+            let y: Vec<u8> = idx.iter().map(|&i| train.y[i]).collect();
+            let xt = x.t().as_standard_layout().into_owned();
+            let scores = Scores::new(&params, &x);
+            for &lambda in &spec.lambdas {
+                let analytic = analytic_gradients(&params, &x, &y, lambda);
+                for &method in &spec.methods {
+                    let (num, w_sec, b_sec) =
+                        numerical_gradients(&params, &xt, &y, lambda, method, spec.step, &scores);
+                    for (param, a, g, seconds) in [
+                        (Param::W, analytic.w.as_slice(), num.w.as_slice(), w_sec),
+                        (Param::B, analytic.b.as_slice(), num.b.as_slice(), b_sec),
+                    ] {
+                        let (norm_diff, max_abs_diff, max_rel_err) =
+                            compare(a.expect("contiguous"), g.expect("contiguous"), spec.eps);
+                        rows.push(CheckRow {
+                            batch_size: n,
+                            segment,
+                            lambda,
+                            method,
+                            param,
+                            norm_diff,
+                            max_abs_diff,
+                            max_rel_err,
+                            seconds,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tests::toy_dataset;
+    use ndarray::s;
+
+    /// Naive centred differences: recompute the whole cost for each perturbation.
+    fn naive_cost(p: &Params<f64>, x: &Array2<f64>, y: &[u8], lambda: f64) -> f64 {
+        let mut loss = 0.0;
+        for (j, row) in x.rows().into_iter().enumerate() {
+            let s: Vec<f64> = (0..p.w.nrows())
+                .map(|i| p.w.row(i).dot(&row) + p.b[i])
+                .collect();
+            let (lse, _) = crate::model::log_sum_exp(s.iter().copied());
+            loss += lse - s[usize::from(y[j])];
+        }
+        loss / x.nrows() as f64 + lambda * p.w.iter().map(|v| v * v).sum::<f64>()
+    }
+
+    fn small_problem(seed: u64) -> (Params<f64>, Array2<f64>, Vec<u8>) {
+        let data = toy_dataset(40, 12, seed);
+        let x = data.train.x.slice(s![..8, ..]).mapv(f64::from);
+        let y = data.train.y[..8].to_vec();
+        let mut p = Params::<f64>::init(NUM_CLASSES, 12, 0.5, seed);
+        p.b.mapv_inplace(|v| v * 3.0);
+        (p, x, y)
+    }
+
+    #[test]
+    fn analytic_gradients_match_naive_centred_differences() {
+        for (seed, lambda) in [(1, 0.0), (2, 0.1), (3, 1.0)] {
+            let (p, x, y) = small_problem(seed);
+            let a = analytic_gradients(&p, &x, &y, lambda);
+            let h = 1e-5;
+            let mut worst: f64 = 0.0;
+            for i in 0..p.w.nrows() {
+                for j in 0..p.w.ncols() {
+                    let (mut plus, mut minus) = (p.clone(), p.clone());
+                    plus.w[[i, j]] += h;
+                    minus.w[[i, j]] -= h;
+                    let g = (naive_cost(&plus, &x, &y, lambda)
+                        - naive_cost(&minus, &x, &y, lambda))
+                        / (2.0 * h);
+                    worst = worst
+                        .max((a.w[[i, j]] - g).abs() / 1e-6f64.max(a.w[[i, j]].abs() + g.abs()));
+                }
+                let (mut plus, mut minus) = (p.clone(), p.clone());
+                plus.b[i] += h;
+                minus.b[i] -= h;
+                let g = (naive_cost(&plus, &x, &y, lambda) - naive_cost(&minus, &x, &y, lambda))
+                    / (2.0 * h);
+                worst = worst.max((a.b[i] - g).abs() / 1e-6f64.max(a.b[i].abs() + g.abs()));
+            }
+            assert!(worst < 1e-6, "lambda {lambda}: max relative error {worst}");
+        }
+    }
+
+    #[test]
+    fn fast_differences_equal_naive_differences() {
+        let (p, x, y) = small_problem(4);
+        let xt = x.t().as_standard_layout().into_owned();
+        let scores = Scores::new(&p, &x);
+        let h = 1e-5;
+        let (fast, _, _) = numerical_gradients(&p, &xt, &y, 0.3, Method::Centred, h, &scores);
+        for i in 0..p.w.nrows() {
+            for j in 0..p.w.ncols() {
+                let (mut plus, mut minus) = (p.clone(), p.clone());
+                plus.w[[i, j]] += h;
+                minus.w[[i, j]] -= h;
+                let naive =
+                    (naive_cost(&plus, &x, &y, 0.3) - naive_cost(&minus, &x, &y, 0.3)) / (2.0 * h);
+                assert!(
+                    (fast.w[[i, j]] - naive).abs() < 1e-8,
+                    "W[{i}][{j}]: {} vs {naive}",
+                    fast.w[[i, j]]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn check_table_is_small_for_correct_gradients_and_ordered() {
+        let data = toy_dataset(60, 16, 5);
+        let spec = CheckSpec {
+            batch_sizes: vec![1, 10],
+            segments: 2,
+            lambdas: vec![0.0, 0.5],
+            methods: vec![Method::Forward, Method::Centred],
+            step: 1e-6,
+            seed: 0,
+            eps: 1e-6,
+            dims: None,
+            init_std: 0.01,
+        };
+        let rows = run(&spec, &data.train).unwrap();
+        assert_eq!(rows.len(), 2 * 3 * 2 * 2 * 2);
+        assert_eq!(
+            (rows[0].batch_size, rows[0].segment, rows[0].param),
+            (1, Segment::First, Param::W)
+        );
+        assert_eq!(rows[8].segment, Segment::Random(1));
+        for r in &rows {
+            // Forward differences carry an O(h) truncation error (lambda * h alone from the
+            // penalty), which makes relative errors of near-zero entries large; centred
+            // differences are O(h^2) plus rounding of about 1e-16 * J / h.
+            match r.method {
+                Method::Forward => assert!(r.max_abs_diff < 1e-5 && r.norm_diff < 1e-4, "{r:?}"),
+                Method::Centred => assert!(r.max_rel_err < 1e-5 && r.norm_diff < 1e-8, "{r:?}"),
+            }
+        }
+        let too_big = CheckSpec {
+            batch_sizes: vec![61],
+            ..spec
+        };
+        assert!(matches!(
+            run(&too_big, &data.train),
+            Err(CheckError::TooFewExamples { .. })
+        ));
+    }
+}
