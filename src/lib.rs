@@ -10,3 +10,4 @@ pub mod gradcheck;
 pub mod model;
 pub mod npy;
 pub mod rng;
+pub mod spec;
