@@ -157,7 +157,7 @@ pub fn parse_cifar10_bin(bytes: &[u8], path: &Path) -> Result<RawSplit, DataErro
             path: path.to_path_buf(),
         });
     }
-    if bytes.len() % CIFAR10_RECORD != 0 {
+    if !bytes.len().is_multiple_of(CIFAR10_RECORD) {
         return Err(DataError::Truncated {
             path: path.to_path_buf(),
             len: bytes.len() as u64,
@@ -394,6 +394,32 @@ pub(crate) fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, DataError
         .read_to_end(&mut buf)
         .map_err(|e| DataError::io(path, e))?;
     Ok(buf)
+}
+
+impl Dataset {
+    /// A short hex digest of every preprocessed value and label, naming the data a run
+    /// was trained on (FNV-1a over 32-bit words; not cryptographic, only a guard against
+    /// mixing runs of different data in one output folder).
+    pub fn fingerprint(&self) -> String {
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |word: u32| {
+            h ^= u64::from(word);
+            h = h.wrapping_mul(PRIME);
+        };
+        for split in [Some(&self.train), Some(&self.val), self.test.as_ref()] {
+            match split {
+                Some(s) => {
+                    eat(s.len() as u32);
+                    eat(s.dim() as u32);
+                    s.x.iter().for_each(|v| eat(v.to_bits()));
+                    s.y.iter().for_each(|&l| eat(u32::from(l)));
+                }
+                None => eat(u32::MAX),
+            }
+        }
+        format!("fnv1a64:{h:016x}")
+    }
 }
 
 #[cfg(test)]

@@ -136,17 +136,29 @@ pub fn analytic_gradients(
 }
 
 /// Precomputed pieces of the scores from which perturbed costs are rebuilt.
+///
+/// With `M_k` the largest score of example k, the loss of example k is
+/// `M_k + ln(sum_c exp(S[c][k] - M_k)) - S[y_k][k]`. Shifting row i by `delta_k` gives
+/// `M_k + ln(z[i][k] + e[i][k] * exp(delta_k)) - S[y_k][k] - [y_k = i] delta_k`, where
+/// `z[i][k]` sums the other rows' exponentials and `e[i][k] = exp(S[i][k] - M_k)`.
 struct Scores {
-    /// Scores `S = W X + b`, K x n.
-    s: Array2<f64>,
-    /// Column maxima of S.
-    max: Array1<f64>,
-    /// `others[i][k]`: sum over classes c != i of `exp(S[c][k] - max[k])`.
-    others: Array2<f64>,
+    n: usize,
+    /// `sum_k (M_k - S[y_k][k])`, the part of the summed loss no shift changes.
+    constant: f64,
+    /// Per row i, `z[i][k]` (contiguous over k).
+    z: Vec<Vec<f64>>,
+    /// Per row i, `e[i][k]`.
+    e: Vec<Vec<f64>>,
+    /// Per row i, the examples labelled i.
+    labelled: Vec<Vec<usize>>,
 }
 
+/// Factors multiplied before one logarithm is taken: each factor lies in [1, K], so a
+/// product of 8 stays far from overflow, and 8 logarithms cost one.
+const LOG_BATCH: usize = 8;
+
 impl Scores {
-    fn new(params: &Params<f64>, x: &Array2<f64>) -> Self {
+    fn new(params: &Params<f64>, x: &Array2<f64>, y: &[u8]) -> Self {
         let (kc, n) = (params.w.nrows(), x.nrows());
         let mut s = Array2::<f64>::zeros((kc, n));
         general_mat_mul(1.0, &params.w, &x.t(), 0.0, &mut s);
@@ -154,83 +166,138 @@ impl Scores {
             col += &params.b;
         }
         let max = s.map_axis(Axis(0), |c| c.fold(f64::NEG_INFINITY, |m, &v| m.max(v)));
-        let mut others = Array2::<f64>::zeros((kc, n));
+        let mut z = vec![vec![0.0; n]; kc];
+        let mut e = vec![vec![0.0; n]; kc];
+        let mut constant = 0.0;
         for k in 0..n {
             for i in 0..kc {
-                others[[i, k]] = (0..kc)
+                e[i][k] = (s[[i, k]] - max[k]).exp();
+                z[i][k] = (0..kc)
                     .filter(|&c| c != i)
                     .map(|c| (s[[c, k]] - max[k]).exp())
                     .sum();
             }
+            constant += max[k] - s[[usize::from(y[k]), k]];
         }
-        Scores { s, max, others }
+        let labelled = (0..kc)
+            .map(|i| (0..n).filter(|&k| usize::from(y[k]) == i).collect())
+            .collect();
+        Scores {
+            n,
+            constant,
+            z,
+            e,
+            labelled,
+        }
     }
 
-    /// Mean cross-entropy after adding `delta(k)` to row i of the scores.
-    fn loss_with_row_shift(&self, i: usize, y: &[u8], delta: impl Fn(usize) -> f64) -> f64 {
-        let n = y.len();
+    /// `sum_k ln(z[i][k] + e[i][k] * growth(k))`.
+    fn log_sum(&self, i: usize, growth: impl Fn(usize) -> f64) -> f64 {
+        let (z, e) = (&self.z[i], &self.e[i]);
         let mut total = 0.0;
-        for (k, &label) in y.iter().enumerate() {
-            let d = delta(k);
-            let si = self.s[[i, k]] + d;
-            let lse = self.max[k] + (self.others[[i, k]] + (si - self.max[k]).exp()).ln();
-            let sy = if usize::from(label) == i {
-                si
-            } else {
-                self.s[[usize::from(label), k]]
-            };
-            total += lse - sy;
+        let mut k = 0;
+        while k < self.n {
+            let end = (k + LOG_BATCH).min(self.n);
+            let mut product = 1.0;
+            for m in k..end {
+                product *= z[m] + e[m] * growth(m);
+            }
+            total += product.ln();
+            k = end;
         }
-        total / n as f64
+        total
+    }
+
+    /// Mean loss after adding `step * xj[k]` to row i of the scores (`exp_step[k]` is
+    /// `exp(step * xj[k])`).
+    fn loss_w(&self, i: usize, step: f64, xj: &[f64], exp_step: &[f64]) -> f64 {
+        let lin: f64 = self.labelled[i].iter().map(|&k| xj[k]).sum();
+        (self.constant + self.log_sum(i, |k| exp_step[k]) - step * lin) / self.n as f64
+    }
+
+    /// Mean loss after adding `step` to row i of the scores.
+    fn loss_b(&self, i: usize, step: f64) -> f64 {
+        let g = step.exp();
+        (self.constant + self.log_sum(i, |_| g) - step * self.labelled[i].len() as f64)
+            / self.n as f64
     }
 }
+
+/// Columns of W handled by one parallel task.
+const COLUMN_CHUNK: usize = 64;
 
 /// Numerical gradients of the cost by `method` with step `h`.
 fn numerical_gradients(
     params: &Params<f64>,
     xt: &Array2<f64>,
-    y: &[u8],
     lambda: f64,
     method: Method,
     h: f64,
     scores: &Scores,
 ) -> (Params<f64>, f64, f64) {
     let (kc, d) = params.w.dim();
+    let n = scores.n;
     let reg0: f64 = params.w.iter().map(|v| v * v).sum();
     let start = Instant::now();
-    let rows: Vec<Vec<f64>> = (0..kc)
-        .into_par_iter()
-        .map(|i| {
-            let base = scores.loss_with_row_shift(i, y, |_| 0.0) + lambda * reg0;
-            (0..d)
-                .map(|j| {
-                    let xj = xt.row(j);
+    let base: Vec<f64> = (0..kc)
+        .map(|i| scores.log_sum(i, |_| 1.0) / n as f64)
+        .collect();
+    let base: Vec<f64> = base
+        .iter()
+        .map(|&b| b + scores.constant / n as f64 + lambda * reg0)
+        .collect();
+    let columns: Vec<Vec<f64>> = (0..d)
+        .collect::<Vec<_>>()
+        .par_chunks(COLUMN_CHUNK)
+        .map(|js| {
+            let mut out = vec![0.0; js.len() * kc];
+            let (mut up, mut down) = (vec![0.0; n], vec![0.0; n]);
+            for (c, &j) in js.iter().enumerate() {
+                let xj = xt.row(j);
+                let xj = xj
+                    .as_slice()
+                    .expect("rows of a standard-layout array are contiguous");
+                up.iter_mut().zip(xj).for_each(|(u, &x)| *u = (h * x).exp());
+                if method == Method::Centred {
+                    down.iter_mut()
+                        .zip(xj)
+                        .for_each(|(u, &x)| *u = (-h * x).exp());
+                }
+                for i in 0..kc {
                     let wij = params.w[[i, j]];
-                    let cost = |step: f64| {
-                        scores.loss_with_row_shift(i, y, |k| step * xj[k])
+                    let cost = |step: f64, exp_step: &[f64]| {
+                        scores.loss_w(i, step, xj, exp_step)
                             + lambda * (reg0 + 2.0 * step * wij + step * step)
                     };
-                    match method {
-                        Method::Forward => (cost(h) - base) / h,
-                        Method::Centred => (cost(h) - cost(-h)) / (2.0 * h),
-                    }
-                })
-                .collect()
+                    out[c * kc + i] = match method {
+                        Method::Forward => (cost(h, &up) - base[i]) / h,
+                        Method::Centred => (cost(h, &up) - cost(-h, &down)) / (2.0 * h),
+                    };
+                }
+            }
+            out
         })
         .collect();
+    let mut w = Array2::<f64>::zeros((kc, d));
+    for (chunk, values) in columns.iter().enumerate() {
+        for (c, col) in values.chunks(kc).enumerate() {
+            for (i, &v) in col.iter().enumerate() {
+                w[[i, chunk * COLUMN_CHUNK + c]] = v;
+            }
+        }
+    }
     let w_seconds = start.elapsed().as_secs_f64();
     let start = Instant::now();
     let b: Vec<f64> = (0..kc)
         .map(|i| {
-            let cost = |step: f64| scores.loss_with_row_shift(i, y, |_| step) + lambda * reg0;
+            let cost = |step: f64| scores.loss_b(i, step) + lambda * reg0;
             match method {
-                Method::Forward => (cost(h) - cost(0.0)) / h,
+                Method::Forward => (cost(h) - base[i]) / h,
                 Method::Centred => (cost(h) - cost(-h)) / (2.0 * h),
             }
         })
         .collect();
     let b_seconds = start.elapsed().as_secs_f64();
-    let w = Array2::from_shape_vec((kc, d), rows.into_iter().flatten().collect()).expect("K x d");
     (
         Params {
             w,
@@ -300,12 +367,12 @@ pub fn run(spec: &CheckSpec, train: &Split) -> Result<Vec<CheckRow>, CheckError>
             let x = Array2::from_shape_fn((n, dims), |(r, c)| f64::from(train.x[[idx[r], c]]));
             let y: Vec<u8> = idx.iter().map(|&i| train.y[i]).collect();
             let xt = x.t().as_standard_layout().into_owned();
-            let scores = Scores::new(&params, &x);
+            let scores = Scores::new(&params, &x, &y);
             for &lambda in &spec.lambdas {
                 let analytic = analytic_gradients(&params, &x, &y, lambda);
                 for &method in &spec.methods {
                     let (num, w_sec, b_sec) =
-                        numerical_gradients(&params, &xt, &y, lambda, method, spec.step, &scores);
+                        numerical_gradients(&params, &xt, lambda, method, spec.step, &scores);
                     for (param, a, g, seconds) in [
                         (Param::W, analytic.w.as_slice(), num.w.as_slice(), w_sec),
                         (Param::B, analytic.b.as_slice(), num.b.as_slice(), b_sec),
@@ -392,9 +459,9 @@ mod tests {
     fn fast_differences_equal_naive_differences() {
         let (p, x, y) = small_problem(4);
         let xt = x.t().as_standard_layout().into_owned();
-        let scores = Scores::new(&p, &x);
+        let scores = Scores::new(&p, &x, &y);
         let h = 1e-5;
-        let (fast, _, _) = numerical_gradients(&p, &xt, &y, 0.3, Method::Centred, h, &scores);
+        let (fast, _, _) = numerical_gradients(&p, &xt, 0.3, Method::Centred, h, &scores);
         for i in 0..p.w.nrows() {
             for j in 0..p.w.ncols() {
                 let (mut plus, mut minus) = (p.clone(), p.clone());

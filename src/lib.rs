@@ -5,9 +5,15 @@
 //! [`data`]) -> artifacts on disk ([`artifacts`]) -> summary and report ([`summary`]).
 //! The gradient check ([`gradcheck`]) verifies the model's analytic gradients.
 
+pub mod app;
+pub mod artifacts;
 pub mod data;
+pub mod error;
+pub mod exec;
 pub mod gradcheck;
 pub mod model;
 pub mod npy;
+pub mod plan;
+pub mod progress;
 pub mod rng;
 pub mod spec;

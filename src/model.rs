@@ -352,8 +352,8 @@ pub fn train_group<T: Real>(
             let xbv = xb.slice(s![..nb, ..]);
             let mut g = scores.slice_mut(s![.., ..nb]);
             general_mat_mul(T::one(), &w, &xbv.t(), T::zero(), &mut g);
-            for j in 0..nb {
-                let y = usize::from(data.train.y[batch[j] as usize]);
+            for (j, &example) in batch.iter().enumerate() {
+                let y = usize::from(data.train.y[example as usize]);
                 for r in 0..runs {
                     let rows = r * k..(r + 1) * k;
                     let mut col = g.slice_mut(s![rows.clone(), j]);

@@ -1,0 +1,242 @@
+//! The commands as library functions: `run` strings the pipeline together
+//! (spec -> plan -> data -> execution -> artifacts -> summary) and `summarize` rebuilds
+//! a finished sweep's tables. The CLI (`main.rs`) only parses arguments and prints.
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use tracing::{info, warn};
+
+use crate::artifacts::{ArtifactError, SweepDir};
+use crate::data::{DataError, Dataset};
+use crate::exec::{self, ExecOptions, Progress, RunOutcome, RunStats};
+use crate::gradcheck::{self, CheckError};
+use crate::plan::{self, Plan, PlanError};
+use crate::spec::{self, SpecError, ValidSpec};
+
+/// Everything `sweep run` needs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub spec: PathBuf,
+    pub out: PathBuf,
+    pub data: Option<PathBuf>,
+    pub jobs: NonZeroUsize,
+    pub force: bool,
+    pub fail_fast: bool,
+}
+
+/// Why a sweep could not start (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    #[error(
+        "{spec}: run {run_id} has batch_size = {batch_size} but the training split has only {train} examples; \
+         use a batch size from 1 to {train}"
+    )]
+    BatchTooLarge {
+        spec: PathBuf,
+        run_id: String,
+        batch_size: usize,
+        train: usize,
+    },
+    #[error("output path {0} exists and is not a folder; pass another --out")]
+    OutNotDir(PathBuf),
+    #[error("cannot create output folder {path}: {source}; pass a writable --out")]
+    OutUnwritable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The spec and its plan, without touching data or disk (for `--dry-run`).
+pub fn plan_only(spec_path: &Path, data: Option<&Path>) -> Result<(ValidSpec, Plan), AppError> {
+    let spec = spec::load(spec_path, data)?;
+    let plan = plan::expand(&spec)?;
+    Ok((spec, plan))
+}
+
+/// What a finished `sweep run` reports.
+#[derive(Debug)]
+pub struct RunReport {
+    pub dir: PathBuf,
+    pub outcomes: Vec<RunOutcome>,
+    pub stats: RunStats,
+}
+
+/// Creates `path` (and parents), refusing a file in the way, before anything is written.
+fn ensure_dir(path: &Path) -> Result<(), AppError> {
+    if path.exists() && !path.is_dir() {
+        return Err(AppError::OutNotDir(path.to_path_buf()));
+    }
+    std::fs::create_dir_all(path).map_err(|source| AppError::OutUnwritable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let probe = path.join(format!(".sweep-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|source| AppError::OutUnwritable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// `sweep run`: trains every pending run of the sweep and writes its artifacts.
+pub fn run(opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport, AppError> {
+    let (spec, plan) = plan_only(&opts.spec, opts.data.as_deref())?;
+    if opts.out.exists() && !opts.out.is_dir() {
+        return Err(AppError::OutNotDir(opts.out.clone()));
+    }
+    let t = Instant::now();
+    let data = Dataset::load(&spec.data)?;
+    info!(
+        "loaded data in {:.1}s: {} train, {} val, {} test examples of dimension {}",
+        t.elapsed().as_secs_f64(),
+        data.train.len(),
+        data.val.len(),
+        data.test.as_ref().map_or(0, |t| t.len()),
+        data.train.dim()
+    );
+    if let Some(run) = plan
+        .runs
+        .iter()
+        .find(|r| r.params.batch_size > data.train.len())
+    {
+        return Err(AppError::BatchTooLarge {
+            spec: spec.path.clone(),
+            run_id: run.id.to_string(),
+            batch_size: run.params.batch_size,
+            train: data.train.len(),
+        });
+    }
+    if let Some(check) = &spec.gradcheck
+        && let Some(&n) = check.batch_sizes.iter().find(|&&n| n > data.train.len())
+    {
+        return Err(CheckError::TooFewExamples {
+            batch_size: n,
+            available: data.train.len(),
+        }
+        .into());
+    }
+    let fingerprint = data.fingerprint();
+    let dir = SweepDir::new(&opts.out, &spec.name);
+    ensure_dir(dir.root())?;
+    let (done, pending) = exec::partition(&plan, &dir, &fingerprint, opts.force)?;
+    dir.prepare(&spec.text, &plan)?;
+    if !done.is_empty() {
+        info!(
+            "skipping {} of {} runs already finished in {} (--force retrains them)",
+            done.len(),
+            plan.runs.len(),
+            dir.root().display()
+        );
+    }
+    let exec_opts = ExecOptions {
+        jobs: opts.jobs,
+        force: opts.force,
+        fail_fast: opts.fail_fast,
+    };
+    let trained = exec::execute(&pending, &data, &dir, &fingerprint, &exec_opts, progress);
+
+    if let Some(check) = &spec.gradcheck {
+        let key = format!("{check:?} data={fingerprint}");
+        if opts.force || !dir.gradcheck_done(&key) {
+            let t = Instant::now();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(opts.jobs.get())
+                .build()
+                .expect("thread pool");
+            let rows = pool.install(|| gradcheck::run(check, &data.train))?;
+            dir.write_gradcheck(&rows, &key)?;
+            info!(
+                "gradient check: {} rows in {:.1}s",
+                rows.len(),
+                t.elapsed().as_secs_f64()
+            );
+        } else {
+            info!("gradient check already done");
+        }
+    }
+
+    let mut outcomes = done;
+    outcomes.extend(trained);
+    let order: std::collections::HashMap<_, _> = plan
+        .runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id.clone(), i))
+        .collect();
+    outcomes.sort_by_key(|o| order[&o.run.id]);
+    dir.rebuild_tables()?;
+    let stats = RunStats::from_outcomes(&outcomes);
+    for o in &outcomes {
+        match &o.result {
+            Ok(r) if r.status == crate::artifacts::RunStatus::Diverged => warn!(
+                "run {} diverged at epoch {} (cost not finite); try a smaller eta",
+                o.run.id,
+                r.diverged_epoch.unwrap_or(0)
+            ),
+            Ok(r) if r.status == crate::artifacts::RunStatus::Failed => {
+                warn!(
+                    "run {} failed: {}",
+                    o.run.id,
+                    r.error.as_deref().unwrap_or("?")
+                )
+            }
+            Err(e) => warn!("run {}: {e}", o.run.id),
+            Ok(_) => {}
+        }
+    }
+    Ok(RunReport {
+        dir: dir.root().to_path_buf(),
+        outcomes,
+        stats,
+    })
+}
+
+/// `sweep summarize`: rebuilds the sweep-level tables of each sweep folder under `dir`.
+pub fn summarize(dir: &Path) -> Result<Vec<PathBuf>, AppError> {
+    let sweeps = find_sweeps(dir)?;
+    for s in &sweeps {
+        SweepDir::open(s).rebuild_tables()?;
+    }
+    Ok(sweeps)
+}
+
+/// `dir` itself if it is a sweep folder (has `plan.csv`), else its sweep subfolders.
+pub fn find_sweeps(dir: &Path) -> Result<Vec<PathBuf>, AppError> {
+    if dir.join("plan.csv").is_file() {
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| ArtifactError::Read {
+        path: dir.to_path_buf(),
+        message: format!("{e}; pass a sweep output folder such as out/<name>"),
+    })?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("plan.csv").is_file())
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        return Err(ArtifactError::Read {
+            path: dir.to_path_buf(),
+            message:
+                "no sweep output here (no plan.csv in it or its subfolders); run `sweep run` first"
+                    .into(),
+        }
+        .into());
+    }
+    Ok(found)
+}

@@ -1,0 +1,502 @@
+//! The output folder: its layout, and every file `sweep run` writes.
+//!
+//! ```text
+//! <out>/<name>/sweep.toml        the sweep file as run
+//! <out>/<name>/plan.csv          one row per planned run: run_id and parameter columns
+//! <out>/<name>/runs/<run_id>/    params.json, metrics.csv, W.npy, b.npy, result.json
+//! <out>/<name>/metrics.csv       every run's per-epoch metrics (rebuilt from runs/)
+//! <out>/<name>/results.csv       one row per finished run (rebuilt from runs/)
+//! <out>/<name>/gradcheck.csv     the gradient-check table (with gradcheck.json)
+//! ```
+//!
+//! Every file is written under a temporary name and renamed into place, and a run's folder
+//! is assembled under `runs/.tmp/` and renamed into `runs/<run_id>/` as a whole, so a crash
+//! never leaves a half-written file or a half-finished run that looks finished. A run is
+//! finished exactly when its folder (and so its `result.json`) exists.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ndarray_npy::WriteNpyExt;
+use serde::{Deserialize, Serialize};
+
+use crate::gradcheck::CheckRow;
+use crate::model::{Fitted, Outcome, Real, SplitMetrics};
+use crate::plan::{PARAM_COLUMNS, Plan, RunId, RunParams, RunSpec};
+
+/// An I/O problem with the output folder.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error(
+        "output folder {dir} holds runs of the same sweep trained on other data ({found}, now {expected}); \
+         choose another --out, or pass --force to retrain them"
+    )]
+    OtherData {
+        dir: PathBuf,
+        found: String,
+        expected: String,
+    },
+}
+
+fn write_err(path: &Path) -> impl FnOnce(io::Error) -> ArtifactError + '_ {
+    move |source| ArtifactError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A name no other writer (thread or process) uses at the same time.
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed to
+/// disk, then renamed over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", unique_suffix()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(write_err(path))
+}
+
+/// A float as CSV text: the shortest digits that read back to the same value, in
+/// scientific notation when that is shorter (`1e-5`, `0.1`, `1.0`).
+pub fn num(v: f64) -> String {
+    format!("{v:?}")
+}
+
+/// How a run ended, as recorded in `result.json` and `results.csv`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Ok,
+    Diverged,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Diverged => "diverged",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Final metrics on one split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Final {
+    pub loss: f64,
+    pub cost: f64,
+    pub accuracy: f64,
+}
+
+impl From<SplitMetrics> for Final {
+    fn from(m: SplitMetrics) -> Self {
+        Final {
+            loss: m.loss,
+            cost: m.cost,
+            accuracy: m.accuracy,
+        }
+    }
+}
+
+/// The content of `result.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub run_id: RunId,
+    pub params: RunParams,
+    pub status: RunStatus,
+    pub diverged_epoch: Option<usize>,
+    pub train: Option<Final>,
+    pub val: Option<Final>,
+    pub test: Option<Final>,
+    /// Wall time; for runs trained fused, the group's time divided by its size.
+    pub seconds: f64,
+    pub error: Option<String>,
+    /// Identifies the data the run was trained on.
+    pub data: String,
+}
+
+/// One sweep's output folder.
+#[derive(Debug, Clone)]
+pub struct SweepDir {
+    root: PathBuf,
+}
+
+impl SweepDir {
+    pub fn new(out: &Path, name: &str) -> Self {
+        SweepDir {
+            root: out.join(name),
+        }
+    }
+
+    pub fn open(root: &Path) -> Self {
+        SweepDir {
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn run_dir(&self, id: &RunId) -> PathBuf {
+        self.root.join("runs").join(id.as_str())
+    }
+
+    /// Creates the folder and writes `sweep.toml` and `plan.csv`.
+    pub fn prepare(&self, spec_text: &str, plan: &Plan) -> Result<(), ArtifactError> {
+        let tmp = self.root.join("runs").join(".tmp");
+        fs::create_dir_all(&tmp).map_err(write_err(&tmp))?;
+        write_atomic(&self.root.join("sweep.toml"), spec_text.as_bytes())?;
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut header = vec!["run_id"];
+        header.extend(PARAM_COLUMNS);
+        w.write_record(&header).expect("in-memory write");
+        for run in &plan.runs {
+            let mut row = vec![run.id.to_string()];
+            row.extend(run.params.csv_fields());
+            w.write_record(&row).expect("in-memory write");
+        }
+        write_atomic(
+            &self.root.join("plan.csv"),
+            &w.into_inner().expect("in-memory"),
+        )
+    }
+
+    /// The recorded result of `run`, if it finished (any status but failed) with the same
+    /// parameters on the same data.
+    pub fn finished(&self, run: &RunSpec, data: &str) -> Result<Option<RunResult>, ArtifactError> {
+        let path = self.run_dir(&run.id).join("result.json");
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(ArtifactError::Read {
+                    path,
+                    message: e.to_string(),
+                });
+            }
+        };
+        let result: RunResult = serde_json::from_str(&text).map_err(|e| ArtifactError::Read {
+            path: path.clone(),
+            message: format!(
+                "{e}; delete the folder {} to retrain it",
+                self.run_dir(&run.id).display()
+            ),
+        })?;
+        if result.data != data {
+            return Err(ArtifactError::OtherData {
+                dir: self.root.clone(),
+                found: result.data,
+                expected: data.to_string(),
+            });
+        }
+        let same = result.params == run.params;
+        Ok((same && result.status != RunStatus::Failed).then_some(result))
+    }
+
+    /// Writes a trained run's folder atomically and returns its result.
+    pub fn write_run<T: Real>(
+        &self,
+        run: &RunSpec,
+        fitted: &Fitted<T>,
+        seconds: f64,
+        data: &str,
+    ) -> Result<RunResult, ArtifactError> {
+        let last = fitted.history().last();
+        let (status, diverged_epoch) = match fitted.outcome() {
+            Outcome::Completed => (RunStatus::Ok, None),
+            Outcome::Diverged { epoch } => (RunStatus::Diverged, Some(epoch)),
+        };
+        let result = RunResult {
+            run_id: run.id.clone(),
+            params: run.params,
+            status,
+            diverged_epoch,
+            train: last.map(|m| m.train.into()),
+            val: last.map(|m| m.val.into()),
+            test: fitted.test().map(Final::from),
+            seconds,
+            error: None,
+            data: data.to_string(),
+        };
+        self.commit_run(run, &result, |dir| {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(["epoch", "split", "loss", "cost", "accuracy"]).expect("in-memory");
+            for m in fitted.history() {
+                for (split, s) in [("train", m.train), ("val", m.val)] {
+                    w.write_record([
+                        m.epoch.to_string(),
+                        split.to_string(),
+                        num(s.loss),
+                        num(s.cost),
+                        num(s.accuracy),
+                    ])
+                    .expect("in-memory");
+                }
+            }
+            fs::write(dir.join("metrics.csv"), w.into_inner().expect("in-memory"))?;
+            let npy = |name: &str, write: &dyn Fn(&mut fs::File) -> Result<(), ndarray_npy::WriteNpyError>| {
+                let mut f = fs::File::create(dir.join(name))?;
+                write(&mut f).map_err(io::Error::other)?;
+                f.sync_all()
+            };
+            npy("W.npy", &|f| fitted.params().w.write_npy(f))?;
+            npy("b.npy", &|f| fitted.params().b.write_npy(f))?;
+            Ok(())
+        })?;
+        Ok(result)
+    }
+
+    /// Records a run that failed with `error` (best effort: the failure is also returned
+    /// to the caller, who reports it even if this write fails).
+    pub fn write_failed(
+        &self,
+        run: &RunSpec,
+        error: &str,
+        data: &str,
+    ) -> Result<RunResult, ArtifactError> {
+        let result = RunResult {
+            run_id: run.id.clone(),
+            params: run.params,
+            status: RunStatus::Failed,
+            diverged_epoch: None,
+            train: None,
+            val: None,
+            test: None,
+            seconds: 0.0,
+            error: Some(error.to_string()),
+            data: data.to_string(),
+        };
+        self.commit_run(run, &result, |_| Ok(()))?;
+        Ok(result)
+    }
+
+    /// Assembles a run folder under `runs/.tmp/`, then renames it into place (replacing an
+    /// older folder of the same run, which is moved aside first and then deleted).
+    fn commit_run(
+        &self,
+        run: &RunSpec,
+        result: &RunResult,
+        fill: impl FnOnce(&Path) -> io::Result<()>,
+    ) -> Result<(), ArtifactError> {
+        let dest = self.run_dir(&run.id);
+        let tmp =
+            self.root
+                .join("runs")
+                .join(".tmp")
+                .join(format!("{}.{}", run.id, unique_suffix()));
+        let build = || -> io::Result<()> {
+            fs::create_dir_all(&tmp)?;
+            fs::write(
+                tmp.join("params.json"),
+                serde_json::to_string_pretty(&run.params).expect("serialisable"),
+            )?;
+            fill(&tmp)?;
+            fs::write(
+                tmp.join("result.json"),
+                serde_json::to_string_pretty(result).expect("serialisable"),
+            )?;
+            for entry in fs::read_dir(&tmp)? {
+                fs::File::open(entry?.path())?.sync_all()?;
+            }
+            if dest.exists() {
+                let old = tmp.with_extension("old");
+                fs::rename(&dest, &old)?;
+                fs::rename(&tmp, &dest)?;
+                fs::remove_dir_all(&old)
+            } else {
+                fs::rename(&tmp, &dest)
+            }
+        };
+        build().map_err(|source| {
+            let _ = fs::remove_dir_all(&tmp);
+            ArtifactError::Write {
+                path: dest.clone(),
+                source,
+            }
+        })
+    }
+
+    /// Writes the gradient-check table and the spec it answers.
+    pub fn write_gradcheck(&self, rows: &[CheckRow], key: &str) -> Result<(), ArtifactError> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record([
+            "batch_size",
+            "segment",
+            "lambda",
+            "method",
+            "param",
+            "norm_diff",
+            "max_abs_diff",
+            "max_rel_err",
+            "seconds",
+        ])
+        .expect("in-memory");
+        for r in rows {
+            w.write_record([
+                r.batch_size.to_string(),
+                r.segment.to_string(),
+                num(r.lambda),
+                r.method.as_str().to_string(),
+                r.param.as_str().to_string(),
+                num(r.norm_diff),
+                num(r.max_abs_diff),
+                num(r.max_rel_err),
+                num(r.seconds),
+            ])
+            .expect("in-memory");
+        }
+        write_atomic(
+            &self.root.join("gradcheck.csv"),
+            &w.into_inner().expect("in-memory"),
+        )?;
+        write_atomic(&self.root.join("gradcheck.json"), key.as_bytes())
+    }
+
+    /// Whether `gradcheck.csv` exists for exactly this check (`key` describes it).
+    pub fn gradcheck_done(&self, key: &str) -> bool {
+        self.root.join("gradcheck.csv").exists()
+            && fs::read_to_string(self.root.join("gradcheck.json")).is_ok_and(|k| k == key)
+    }
+
+    /// The planned runs, in plan order, read back from `plan.csv`.
+    pub fn read_plan(&self) -> Result<Vec<RunId>, ArtifactError> {
+        let path = self.root.join("plan.csv");
+        let mut r = csv::Reader::from_path(&path).map_err(|e| ArtifactError::Read {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        r.records()
+            .map(|rec| {
+                rec.map(|rec| RunId::from_str_unchecked(&rec[0]))
+                    .map_err(|e| ArtifactError::Read {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })
+            })
+            .collect()
+    }
+
+    /// Rebuilds `metrics.csv` and `results.csv` from the run folders (the run folders are
+    /// the truth), for the runs of `plan.csv` in plan order. Returns the results found.
+    pub fn rebuild_tables(&self) -> Result<Vec<RunResult>, ArtifactError> {
+        let ids = self.read_plan()?;
+        let mut metrics = csv::Writer::from_writer(Vec::new());
+        let mut results = csv::Writer::from_writer(Vec::new());
+        let mut header: Vec<&str> = vec!["run_id"];
+        header.extend(PARAM_COLUMNS);
+        let mut mh = header.clone();
+        mh.extend(["epoch", "split", "loss", "cost", "accuracy"]);
+        metrics.write_record(&mh).expect("in-memory");
+        let mut rh = header;
+        rh.extend([
+            "status",
+            "diverged_epoch",
+            "train_loss",
+            "train_cost",
+            "train_accuracy",
+            "val_loss",
+            "val_cost",
+            "val_accuracy",
+            "test_loss",
+            "test_cost",
+            "test_accuracy",
+            "seconds",
+            "error",
+        ]);
+        results.write_record(&rh).expect("in-memory");
+        let mut found = Vec::new();
+        for id in ids {
+            let dir = self.run_dir(&id);
+            let path = dir.join("result.json");
+            let Ok(text) = fs::read_to_string(&path) else {
+                continue;
+            };
+            let result: RunResult =
+                serde_json::from_str(&text).map_err(|e| ArtifactError::Read {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+            let params = result.params.csv_fields();
+            let mut row: Vec<String> = vec![id.to_string()];
+            row.extend(params.iter().cloned());
+            row.push(result.status.as_str().into());
+            row.push(
+                result
+                    .diverged_epoch
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            );
+            for f in [result.train, result.val, result.test] {
+                match f {
+                    Some(f) => row.extend([num(f.loss), num(f.cost), num(f.accuracy)]),
+                    None => row.extend([String::new(), String::new(), String::new()]),
+                }
+            }
+            row.push(num(result.seconds));
+            row.push(result.error.clone().unwrap_or_default());
+            results.write_record(&row).expect("in-memory");
+            let mpath = dir.join("metrics.csv");
+            if let Ok(mut r) = csv::Reader::from_path(&mpath) {
+                for rec in r.records() {
+                    let rec = rec.map_err(|e| ArtifactError::Read {
+                        path: mpath.clone(),
+                        message: e.to_string(),
+                    })?;
+                    let mut line: Vec<&str> = vec![id.as_str()];
+                    line.extend(params.iter().map(String::as_str));
+                    line.extend(rec.iter());
+                    metrics.write_record(&line).expect("in-memory");
+                }
+            }
+            found.push(result);
+        }
+        write_atomic(
+            &self.root.join("metrics.csv"),
+            &metrics.into_inner().expect("in-memory"),
+        )?;
+        write_atomic(
+            &self.root.join("results.csv"),
+            &results.into_inner().expect("in-memory"),
+        )?;
+        Ok(found)
+    }
+}
+
+impl RunId {
+    /// A run id read back from `plan.csv` (written by [`RunId::new`]).
+    pub fn from_str_unchecked(s: &str) -> Self {
+        serde_json::from_value(serde_json::Value::String(s.to_string()))
+            .expect("a string is a RunId")
+    }
+}

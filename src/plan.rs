@@ -1,0 +1,310 @@
+//! The plan: the sweep's grids expanded into an ordered list of distinct runs.
+//!
+//! Order is deterministic: grids in file order, each grid's axes in declared order as an
+//! odometer (the last axis, always the seed, turns fastest). A run that appears twice is
+//! kept once, at its first place. Each run is named by a [`RunId`] derived only from its
+//! parameters, so it keeps its name and its output folder when the grid is edited.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Hyper, TrainConfig};
+use crate::spec::{AxisName, AxisValue, Precision, ValidSpec};
+
+/// Largest number of runs a sweep may plan.
+pub const MAX_RUNS: usize = 1_000_000;
+
+/// The parameters of one training run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RunParams {
+    pub lambda: f64,
+    pub eta: f64,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub seed: u64,
+    pub shuffle: bool,
+    #[serde(with = "precision_serde")]
+    pub precision: Precision,
+    pub init_std: f64,
+}
+
+mod precision_serde {
+    use super::Precision;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &Precision, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(p.as_str())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Precision, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "f32" => Ok(Precision::F32),
+            "f64" => Ok(Precision::F64),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown precision {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Names of the parameter columns, in CSV order.
+pub const PARAM_COLUMNS: [&str; 8] = [
+    "lambda",
+    "eta",
+    "batch_size",
+    "epochs",
+    "seed",
+    "shuffle",
+    "precision",
+    "init_std",
+];
+
+impl RunParams {
+    /// The parameter values as CSV fields, in [`PARAM_COLUMNS`] order.
+    pub fn csv_fields(&self) -> [String; 8] {
+        [
+            crate::artifacts::num(self.lambda),
+            crate::artifacts::num(self.eta),
+            self.batch_size.to_string(),
+            self.epochs.to_string(),
+            self.seed.to_string(),
+            self.shuffle.to_string(),
+            self.precision.as_str().to_string(),
+            crate::artifacts::num(self.init_std),
+        ]
+    }
+
+    pub fn hyper(&self) -> Hyper {
+        Hyper {
+            lambda: self.lambda,
+            eta: self.eta,
+        }
+    }
+
+    pub fn train_config(&self) -> TrainConfig {
+        TrainConfig {
+            batch_size: self.batch_size,
+            epochs: self.epochs,
+            seed: self.seed,
+            shuffle: self.shuffle,
+            init_std: self.init_std,
+        }
+    }
+
+    /// Expected cost in example-visits (epochs x training examples): the unit by which
+    /// work is balanced.
+    pub fn cost(&self, train_len: usize) -> u64 {
+        self.epochs as u64 * train_len as u64
+    }
+
+    /// Runs with equal keys see the same examples in the same order from the same
+    /// initial weights, and so can train fused.
+    pub fn group_key(&self) -> (usize, usize, u64, bool, Precision, u64) {
+        (
+            self.batch_size,
+            self.epochs,
+            self.seed,
+            self.shuffle,
+            self.precision,
+            self.init_std.to_bits(),
+        )
+    }
+}
+
+/// A run's stable, readable name, e.g. `lambda=0.1_eta=0.001_batch=100_epochs=40_seed=1`.
+///
+/// Shuffling, precision and init std are appended only when they differ from the
+/// defaults (`_shuffle=false`, `_f64`, `_std=0.1`). Numbers use Rust's shortest
+/// round-trip formatting, so distinct values give distinct ids.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RunId(String);
+
+impl RunId {
+    pub fn new(p: &RunParams) -> Self {
+        let mut id = format!(
+            "lambda={}_eta={}_batch={}_epochs={}_seed={}",
+            p.lambda, p.eta, p.batch_size, p.epochs, p.seed
+        );
+        if !p.shuffle {
+            id.push_str("_shuffle=false");
+        }
+        if p.precision == Precision::F64 {
+            id.push_str("_f64");
+        }
+        if p.init_std != 0.01 {
+            id.push_str(&format!("_std={}", p.init_std));
+        }
+        RunId(id)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id of the run's setting: the id without its seed.
+    pub fn setting(&self) -> String {
+        self.0
+            .split('_')
+            .filter(|part| !part.starts_with("seed="))
+            .collect::<Vec<_>>()
+            .join("_")
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One planned run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSpec {
+    pub id: RunId,
+    pub params: RunParams,
+}
+
+/// The ordered, duplicate-free runs of a sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub runs: Vec<RunSpec>,
+}
+
+/// Why a plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "the sweep expands to {count} runs, more than the limit of {MAX_RUNS}; split it into several sweep files"
+    )]
+    TooLarge { count: u128 },
+}
+
+fn params_from(values: &[(AxisName, AxisValue)]) -> RunParams {
+    let mut p = RunParams {
+        lambda: 0.0,
+        eta: 0.001,
+        batch_size: 100,
+        epochs: 40,
+        seed: 1,
+        shuffle: true,
+        precision: Precision::F32,
+        init_std: 0.01,
+    };
+    for &(name, value) in values {
+        match (name, value) {
+            (AxisName::Lambda, AxisValue::Float(x)) => p.lambda = x,
+            (AxisName::Eta, AxisValue::Float(x)) => p.eta = x,
+            (AxisName::InitStd, AxisValue::Float(x)) => p.init_std = x,
+            (AxisName::BatchSize, AxisValue::Int(x)) => p.batch_size = x as usize,
+            (AxisName::Epochs, AxisValue::Int(x)) => p.epochs = x as usize,
+            (AxisName::Seed, AxisValue::Int(x)) => p.seed = x,
+            (AxisName::Shuffle, AxisValue::Bool(x)) => p.shuffle = x,
+            (AxisName::Precision, AxisValue::Precision(x)) => p.precision = x,
+            (name, value) => unreachable!("invariant broken: spec gave {value:?} for {name:?}"),
+        }
+    }
+    p
+}
+
+/// Expands the spec's grids into the plan.
+pub fn expand(spec: &ValidSpec) -> Result<Plan, PlanError> {
+    let count: u128 = spec
+        .grids
+        .iter()
+        .map(|g| {
+            g.axes
+                .iter()
+                .map(|a| a.values.len() as u128)
+                .product::<u128>()
+        })
+        .sum();
+    if count > MAX_RUNS as u128 {
+        return Err(PlanError::TooLarge { count });
+    }
+    let mut seen = HashSet::new();
+    let mut runs = Vec::new();
+    for grid in &spec.grids {
+        let mut odometer = vec![0usize; grid.axes.len()];
+        'grid: loop {
+            let values: Vec<_> = grid
+                .axes
+                .iter()
+                .zip(&odometer)
+                .map(|(a, &i)| (a.name, a.values[i]))
+                .collect();
+            let params = params_from(&values);
+            let id = RunId::new(&params);
+            if seen.insert(id.clone()) {
+                runs.push(RunSpec { id, params });
+            }
+            for pos in (0..odometer.len()).rev() {
+                odometer[pos] += 1;
+                if odometer[pos] < grid.axes[pos].values.len() {
+                    continue 'grid;
+                }
+                odometer[pos] = 0;
+            }
+            break;
+        }
+    }
+    Ok(Plan { runs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn plan(text: &str) -> Plan {
+        let full = format!("[data]\ntrain = [\"a\"]\nval = [\"b\"]\n{text}");
+        expand(&crate::spec::parse(Path::new("s.toml"), &full, None).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn expands_the_lab_study_in_documented_order() {
+        let p = plan(
+            "[train]\nseed = [1, 2]\n[[grid]]\nlambda = 0.0\neta = [0.1, 0.001]\n[[grid]]\nlambda = [0.1, 1.0]\neta = 0.001\n",
+        );
+        let ids: Vec<_> = p.runs.iter().map(|r| r.id.to_string()).collect();
+        assert_eq!(
+            ids,
+            [
+                "lambda=0_eta=0.1_batch=100_epochs=40_seed=1",
+                "lambda=0_eta=0.1_batch=100_epochs=40_seed=2",
+                "lambda=0_eta=0.001_batch=100_epochs=40_seed=1",
+                "lambda=0_eta=0.001_batch=100_epochs=40_seed=2",
+                "lambda=0.1_eta=0.001_batch=100_epochs=40_seed=1",
+                "lambda=0.1_eta=0.001_batch=100_epochs=40_seed=2",
+                "lambda=1_eta=0.001_batch=100_epochs=40_seed=1",
+                "lambda=1_eta=0.001_batch=100_epochs=40_seed=2",
+            ]
+        );
+        assert_eq!(
+            p.runs[7].id.setting(),
+            "lambda=1_eta=0.001_batch=100_epochs=40"
+        );
+    }
+
+    #[test]
+    fn duplicates_are_run_once_and_size_is_the_product() {
+        let p = plan("[[grid]]\neta = [0.1, 0.2]\n[[grid]]\neta = [0.2, 0.3]\nseed = [1, 2, 3]\n");
+        assert_eq!(p.runs.len(), 2 + 6 - 1);
+        let p = plan("[train]\neta = [1, 2, 3]\nlambda = [0, 1]\nepochs = [1, 2]\nseed = [5, 6]\n");
+        assert_eq!(p.runs.len(), 3 * 2 * 2 * 2);
+    }
+
+    #[test]
+    fn run_id_ignores_grid_position_and_marks_non_defaults() {
+        let a = plan("[train]\neta = [0.1, 0.2]\n");
+        let b = plan("[train]\neta = [0.2, 0.1]\n");
+        assert_eq!(a.runs[0].id, b.runs[1].id);
+        let c = plan("[train]\nshuffle = false\nprecision = \"f64\"\ninit_std = 0.1\n");
+        assert!(
+            c.runs[0]
+                .id
+                .as_str()
+                .ends_with("_seed=1_shuffle=false_f64_std=0.1")
+        );
+    }
+}
