@@ -1,0 +1,2 @@
+pub mod shard;
+pub mod slurm;
