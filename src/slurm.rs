@@ -263,8 +263,8 @@ pub fn render_array_script(o: &SlurmOptions, name: &str) -> Result<String, Slurm
     let n = o.tasks;
     let last = n - 1;
     let mut s = String::new();
-    let script = format!("{}/{ARRAY_SCRIPT}", c.slurm_dir);
-    let summarize = format!("{}/{SUMMARIZE_SCRIPT}", c.slurm_dir);
+    let script = sh(&format!("{}/{ARRAY_SCRIPT}", c.slurm_dir));
+    let summarize = sh(&format!("{}/{SUMMARIZE_SCRIPT}", c.slurm_dir));
     let _ = write!(
         s,
         "#!/bin/bash
@@ -286,8 +286,8 @@ pub fn render_array_script(o: &SlurmOptions, name: &str) -> Result<String, Slurm
 #
 # Edit freely. Changing --array re-splits the plan into that many shards; keep
 # it a range such as 0-{last} or 1-{odd}:2 (a list such as 0,3,7 is refused).
-# To rerun a single shard, do not shrink the array: run
-#   sweep run SPEC --out OUT --shard 5/{n}
+# To rerun a single shard K (0 to {last}), do not shrink the array; run
+#   {sweep} run {spec} --out {out} --shard K/{n}
 # instead (for example with sbatch --wrap). Tasks start in the folder sbatch
 # was run from, so relative paths inside the sweep file resolve from there.
 #SBATCH --job-name=\"sweep-{name}\"
@@ -297,6 +297,9 @@ pub fn render_array_script(o: &SlurmOptions, name: &str) -> Result<String, Slurm
         sweep_dir = c.sweep_dir,
         slurm_dir = c.slurm_dir,
         odd = 2 * n - 1,
+        sweep = sh(&c.sweep_bin),
+        spec = sh(&c.spec),
+        out = sh(&c.out),
     );
     if let Some(cpus) = o.cpus_per_task {
         let _ = writeln!(s, "#SBATCH --cpus-per-task={cpus}");
@@ -338,7 +341,7 @@ pub fn render_summarize_script(o: &SlurmOptions, name: &str) -> Result<String, S
 #   {sweep_dir}
 # from the run folders that the array tasks wrote. Submit it to start after the
 # array job has ended, whether its tasks succeeded or not:
-#   sbatch --dependency=afterany:<array job id> {slurm_dir}/{SUMMARIZE_SCRIPT}
+#   sbatch --dependency=afterany:<array job id> {script}
 # It can also be run by hand at any time, on any machine that sees the folder.
 #SBATCH --job-name=\"sweep-{name}-summarize\"
 #SBATCH --output=\"{slurm_dir}/%j-summarize.out\"
@@ -346,6 +349,7 @@ pub fn render_summarize_script(o: &SlurmOptions, name: &str) -> Result<String, S
         name = c.name,
         sweep_dir = c.sweep_dir,
         slurm_dir = c.slurm_dir,
+        script = sh(&format!("{}/{SUMMARIZE_SCRIPT}", c.slurm_dir)),
     );
     for line in &c.common {
         let _ = writeln!(s, "#SBATCH {line}");
@@ -670,6 +674,35 @@ mod tests {
         let summary = render_summarize_script(&o, "grid").unwrap();
         let args = run_with_echo_sweep(&summary, &[]);
         assert_eq!(args, ["summarize", &format!("{out}/grid")]);
+
+        // The commands in the comments can be pasted into a shell as they are.
+        let pasted = |script: &str, prefix: &str| -> Vec<String> {
+            let line = script
+                .lines()
+                .find_map(|l| l.strip_prefix("#   ").filter(|l| l.starts_with(prefix)))
+                .unwrap_or_else(|| panic!("no `{prefix}` line in\n{script}"));
+            shlex::split(line).unwrap()
+        };
+        let slurm = format!("{out}/grid/slurm");
+        assert_eq!(
+            pasted(&array, "sbatch "),
+            ["sbatch".to_string(), format!("{slurm}/array.sh")]
+        );
+        assert_eq!(
+            pasted(&summary, "sbatch --dependency"),
+            [
+                "sbatch".to_string(),
+                "--dependency=afterany:<array".into(),
+                "job".into(),
+                "id>".into(),
+                format!("{slurm}/summarize.sh")
+            ]
+        );
+        let rerun = pasted(&array, "/opt/sweep/bin/sweep run");
+        assert_eq!(
+            rerun[1..5],
+            ["run", "/tmp/my sweeps/grid $1.toml", "--out", out]
+        );
     }
 
     #[test]
