@@ -217,7 +217,7 @@ pub fn from_slurm_env(get: impl Fn(&str) -> Option<String>) -> Result<Shard, Sha
     Shard::new(as_usize((id - min) / step), as_usize(derived))
 }
 
-/// The shard for `Shard::from_slurm_env` with the process environment.
+/// [`from_slurm_env`] applied to this process's environment, for `--shard slurm`.
 pub fn from_process_env() -> Result<Shard, ShardError> {
     from_slurm_env(|var| std::env::var(var).ok())
 }

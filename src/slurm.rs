@@ -138,6 +138,13 @@ fn check(o: &SlurmOptions, name: &str) -> Result<Checked, SlurmError> {
         return Err(SlurmError::NoCpus);
     }
     check_word("sweep name", name)?;
+    if name.contains('/') || name == "." || name == ".." {
+        return Err(SlurmError::BadOption {
+            option: "sweep name",
+            value: name.to_string(),
+            reason: "is not a single folder name",
+        });
+    }
     let spec = absolute("spec", &o.spec)?;
     let out = absolute("output", &o.out)?;
     let sweep_dir = absolute("output", &o.out.join(name))?;
@@ -766,6 +773,13 @@ mod tests {
             err.to_string().contains("sweep name value `my grid`"),
             "{err}"
         );
+        for name in ["a/b", "..", "."] {
+            let err = render_array_script(&base, name).unwrap_err();
+            assert!(
+                err.to_string().contains("not a single folder name"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
