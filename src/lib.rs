@@ -16,4 +16,6 @@ pub mod npy;
 pub mod plan;
 pub mod progress;
 pub mod rng;
+pub mod shard;
+pub mod slurm;
 pub mod spec;

@@ -1,0 +1,909 @@
+//! Running a sweep on a Slurm cluster: the sbatch scripts that `sweep slurm`
+//! writes, and their submission.
+//!
+//! This module owns two scripts, both written to `<out>/<name>/slurm/`:
+//! - `array.sh`, an N-task job array whose task k runs shard k/N of the plan
+//!   with `sweep run SPEC --out OUT --shard slurm` (see [`crate::shard`]);
+//! - `summarize.sh`, a job meant to start after every array task has ended
+//!   (`--dependency=afterany:<array id>`), which runs `sweep summarize` on the
+//!   sweep's output folder.
+//!
+//! The scripts are plain bash with comments, meant to be read and edited before
+//! submitting. Per-task logs go next to them. [`submit`] submits both with
+//! `sbatch --parsable`.
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Everything `sweep slurm` needs to write the scripts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlurmOptions {
+    /// The sweep file; the tasks pass it to `sweep run`.
+    pub spec: PathBuf,
+    /// The output root; the sweep writes into `<out>/<name>/`.
+    pub out: PathBuf,
+    /// Number of array tasks, which is the number of shards.
+    pub tasks: usize,
+    /// `--partition` for both jobs; the cluster's default when `None`.
+    pub partition: Option<String>,
+    /// `--time` for both jobs, in any format sbatch accepts; the partition's
+    /// default when `None`.
+    pub time: Option<String>,
+    /// `--cpus-per-task` for the array tasks; each task runs that many runs at
+    /// once (`--jobs`). Slurm's default (1) when `None`.
+    pub cpus_per_task: Option<usize>,
+    /// Further sbatch options, one per `#SBATCH` line in both scripts, such as
+    /// `--account=proj` or `--mem=4G`.
+    pub extra_args: Vec<String>,
+    /// The `sweep` executable the tasks run (usually the current executable).
+    pub sweep_bin: PathBuf,
+}
+
+/// Why the scripts could not be written or submitted.
+#[derive(Debug, thiserror::Error)]
+pub enum SlurmError {
+    /// `--tasks 0`.
+    #[error("--tasks must be at least 1, got 0")]
+    NoTasks,
+    /// `--cpus-per-task 0`.
+    #[error("--cpus-per-task must be at least 1, got 0")]
+    NoCpus,
+    /// A path that cannot be written into the scripts safely.
+    #[error("{what} path {path} {reason}; use a path without it")]
+    BadPath {
+        what: &'static str,
+        path: String,
+        reason: &'static str,
+    },
+    /// An option value that would not survive an `#SBATCH` line.
+    #[error("{option} value `{value}` {reason}")]
+    BadOption {
+        option: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    /// The current directory was needed to make a relative path absolute.
+    #[error("cannot make {what} path {path} absolute: {source}")]
+    Absolute {
+        what: &'static str,
+        path: String,
+        source: io::Error,
+    },
+    /// Writing a script or creating its folder failed.
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    /// There is no `sbatch` to run.
+    #[error(
+        "cannot submit {script}: `sbatch` was not found on PATH; run this on a Slurm \
+         login node, or copy the scripts there and submit them with sbatch as their \
+         comments describe"
+    )]
+    SbatchMissing { script: PathBuf },
+    /// `sbatch` could not be started for another reason.
+    #[error("cannot run sbatch for {script}: {source}")]
+    SbatchSpawn { script: PathBuf, source: io::Error },
+    /// `sbatch` ran and refused the script.
+    #[error("sbatch refused {script} ({status}): {stderr}")]
+    SbatchFailed {
+        script: PathBuf,
+        status: String,
+        stderr: String,
+    },
+    /// `sbatch --parsable` printed something other than a job id.
+    #[error("sbatch --parsable printed `{stdout}` for {script}, not a job id")]
+    NoJobId { script: PathBuf, stdout: String },
+    /// The array job is queued but its summary job is not.
+    #[error(
+        "array job {array_id} was submitted but its summary job was not: {source}; \
+         submit it by hand with `sbatch --dependency=afterany:{array_id} {script}`, \
+         or cancel the array with `scancel {array_id}`"
+    )]
+    SummaryNotSubmitted {
+        array_id: String,
+        script: String,
+        source: Box<SlurmError>,
+    },
+}
+
+/// The array script's file name under `<out>/<name>/slurm/`.
+pub const ARRAY_SCRIPT: &str = "array.sh";
+/// The summary script's file name under `<out>/<name>/slurm/`.
+pub const SUMMARIZE_SCRIPT: &str = "summarize.sh";
+
+/// The folder for scripts and logs of sweep `name`: `<out>/<name>/slurm`.
+pub fn slurm_dir(out: &Path, name: &str) -> PathBuf {
+    out.join(name).join("slurm")
+}
+
+/// Paths and option values checked and made ready for the scripts.
+struct Checked {
+    spec: String,
+    out: String,
+    sweep_dir: String,
+    slurm_dir: String,
+    sweep_bin: String,
+    name: String,
+    /// `#SBATCH` lines shared by both jobs (partition, time, extra args).
+    common: Vec<String>,
+}
+
+/// Validates `o` for sweep `name` and makes its paths absolute.
+fn check(o: &SlurmOptions, name: &str) -> Result<Checked, SlurmError> {
+    if o.tasks == 0 {
+        return Err(SlurmError::NoTasks);
+    }
+    if o.cpus_per_task == Some(0) {
+        return Err(SlurmError::NoCpus);
+    }
+    check_word("sweep name", name)?;
+    if name.contains('/') || name == "." || name == ".." {
+        return Err(SlurmError::BadOption {
+            option: "sweep name",
+            value: name.to_string(),
+            reason: "is not a single folder name",
+        });
+    }
+    let spec = absolute("spec", &o.spec)?;
+    let out = absolute("output", &o.out)?;
+    let sweep_dir = absolute("output", &o.out.join(name))?;
+    let slurm_dir = absolute("output", &slurm_dir(&o.out, name))?;
+    let sweep_bin = absolute("sweep executable", &o.sweep_bin)?;
+    // The log path goes into an #SBATCH line, where sbatch, not bash, parses
+    // it: only plain double quotes are understood there, and `%` starts a
+    // filename pattern such as %A.
+    for (what, reason) in [
+        (
+            '"',
+            "contains a double quote, which #SBATCH lines cannot hold",
+        ),
+        (
+            '\\',
+            "contains a backslash, which turns off Slurm's %A/%a log names",
+        ),
+        (
+            '%',
+            "contains `%`, which Slurm reads as a log file-name pattern",
+        ),
+    ] {
+        if slurm_dir.contains(what) {
+            return Err(SlurmError::BadPath {
+                what: "output",
+                path: slurm_dir,
+                reason,
+            });
+        }
+    }
+
+    let mut common = Vec::new();
+    if let Some(partition) = &o.partition {
+        check_word("--partition", partition)?;
+        common.push(format!("--partition={partition}"));
+    }
+    if let Some(time) = &o.time {
+        check_word("--time", time)?;
+        common.push(format!("--time={time}"));
+    }
+    for arg in &o.extra_args {
+        if arg.contains(['\n', '\r', '\0']) {
+            return Err(SlurmError::BadOption {
+                option: "--sbatch-arg",
+                value: arg.clone(),
+                reason: "contains a line break; give one sbatch option per --sbatch-arg",
+            });
+        }
+        if !arg.starts_with('-') {
+            return Err(SlurmError::BadOption {
+                option: "--sbatch-arg",
+                value: arg.clone(),
+                reason: "is not an sbatch option; write it with its dashes and value, like --mem=4G",
+            });
+        }
+        common.push(arg.clone());
+    }
+    Ok(Checked {
+        spec,
+        out,
+        sweep_dir,
+        slurm_dir,
+        sweep_bin,
+        name: name.to_string(),
+        common,
+    })
+}
+
+/// Rejects values that would break an `#SBATCH` line: empty, whitespace or quotes.
+fn check_word(option: &'static str, value: &str) -> Result<(), SlurmError> {
+    let reason = if value.is_empty() {
+        "is empty"
+    } else if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        "contains whitespace or control characters, which an #SBATCH line cannot hold"
+    } else if value.contains(['"', '\'', '\\']) {
+        "contains quotes or backslashes, which an #SBATCH line cannot hold"
+    } else {
+        return Ok(());
+    };
+    Err(SlurmError::BadOption {
+        option,
+        value: value.to_string(),
+        reason,
+    })
+}
+
+/// `path` made absolute (without resolving symlinks) as UTF-8 text without
+/// line breaks, so that it can be quoted into a script.
+fn absolute(what: &'static str, path: &Path) -> Result<String, SlurmError> {
+    let shown = || path.display().to_string();
+    let abs = std::path::absolute(path).map_err(|source| SlurmError::Absolute {
+        what,
+        path: shown(),
+        source,
+    })?;
+    let text = abs.to_str().ok_or_else(|| SlurmError::BadPath {
+        what,
+        path: shown(),
+        reason: "is not valid UTF-8",
+    })?;
+    if text.contains(['\n', '\r', '\0']) {
+        return Err(SlurmError::BadPath {
+            what,
+            path: shown(),
+            reason: "contains a line break",
+        });
+    }
+    Ok(text.to_string())
+}
+
+/// `text` quoted for bash, so that it stays one word whatever it contains.
+fn sh(text: &str) -> String {
+    shlex::try_quote(text)
+        .expect("invariant broken: script paths were checked to hold no NUL")
+        .into_owned()
+}
+
+/// Renders the array script for sweep `name` (see the module docs).
+///
+/// Relative paths in `o` are made absolute against the current directory.
+pub fn render_array_script(o: &SlurmOptions, name: &str) -> Result<String, SlurmError> {
+    let c = check(o, name)?;
+    let n = o.tasks;
+    let last = n - 1;
+    let mut s = String::new();
+    let script = sh(&format!("{}/{ARRAY_SCRIPT}", c.slurm_dir));
+    let summarize = sh(&format!("{}/{SUMMARIZE_SCRIPT}", c.slurm_dir));
+    let _ = write!(
+        s,
+        "#!/bin/bash
+# Slurm job array for the sweep \"{name}\", written by `sweep slurm`.
+#
+# Each of the {n} array tasks runs one shard of the sweep's plan: with
+# `--shard slurm`, task k of the array runs shard k/{n}. The shards are
+# disjoint, together cover the plan, and have about the same expected cost
+# (epochs x training-set size). All tasks write into one output folder:
+#   {sweep_dir}
+# and each task logs to {slurm_dir}/<array job id>_<task id>.out
+#
+# Submit with:
+#   sbatch {script}
+# then the summary job, which rebuilds the sweep's CSVs and report once every
+# task has ended (also failed or cancelled ones):
+#   sbatch --dependency=afterany:<array job id> {summarize}
+# `sweep slurm --submit` does both.
+#
+# Edit freely. Changing --array re-splits the plan into that many shards; keep
+# it a range such as 0-{last} or 1-{odd}:2 (a list such as 0,3,7 is refused).
+# To rerun a single shard K (0 to {last}), do not shrink the array; run
+#   {sweep} run {spec} --out {out} --shard K/{n}
+# instead (for example with sbatch --wrap). Tasks start in the folder sbatch
+# was run from, so relative paths inside the sweep file resolve from there.
+#SBATCH --job-name=\"sweep-{name}\"
+#SBATCH --array=0-{last}
+#SBATCH --output=\"{slurm_dir}/%A_%a.out\"
+",
+        sweep_dir = c.sweep_dir,
+        slurm_dir = c.slurm_dir,
+        odd = 2 * n - 1,
+        sweep = sh(&c.sweep_bin),
+        spec = sh(&c.spec),
+        out = sh(&c.out),
+    );
+    if let Some(cpus) = o.cpus_per_task {
+        let _ = writeln!(s, "#SBATCH --cpus-per-task={cpus}");
+    }
+    for line in &c.common {
+        let _ = writeln!(s, "#SBATCH {line}");
+    }
+    let _ = write!(
+        s,
+        "
+set -euo pipefail
+
+SWEEP={sweep}
+SPEC={spec}
+OUT={out}
+
+# A task runs as many training runs at once as it has CPUs.
+exec \"$SWEEP\" run \"$SPEC\" --out \"$OUT\" --shard slurm --jobs \"${{SLURM_CPUS_PER_TASK:-1}}\"
+",
+        sweep = sh(&c.sweep_bin),
+        spec = sh(&c.spec),
+        out = sh(&c.out),
+    );
+    Ok(s)
+}
+
+/// Renders the summary script for sweep `name` (see the module docs).
+///
+/// Relative paths in `o` are made absolute against the current directory.
+pub fn render_summarize_script(o: &SlurmOptions, name: &str) -> Result<String, SlurmError> {
+    let c = check(o, name)?;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "#!/bin/bash
+# Summary job for the sweep \"{name}\", written by `sweep slurm`.
+#
+# Rebuilds the sweep-level CSVs and report in
+#   {sweep_dir}
+# from the run folders that the array tasks wrote. Submit it to start after the
+# array job has ended, whether its tasks succeeded or not:
+#   sbatch --dependency=afterany:<array job id> {script}
+# It can also be run by hand at any time, on any machine that sees the folder.
+#SBATCH --job-name=\"sweep-{name}-summarize\"
+#SBATCH --output=\"{slurm_dir}/%j-summarize.out\"
+",
+        name = c.name,
+        sweep_dir = c.sweep_dir,
+        slurm_dir = c.slurm_dir,
+        script = sh(&format!("{}/{SUMMARIZE_SCRIPT}", c.slurm_dir)),
+    );
+    for line in &c.common {
+        let _ = writeln!(s, "#SBATCH {line}");
+    }
+    let _ = write!(
+        s,
+        "
+set -euo pipefail
+
+SWEEP={sweep}
+SWEEP_DIR={dir}
+
+exec \"$SWEEP\" summarize \"$SWEEP_DIR\"
+",
+        sweep = sh(&c.sweep_bin),
+        dir = sh(&c.sweep_dir),
+    );
+    Ok(s)
+}
+
+/// Writes both scripts for sweep `name` to `<out>/<name>/slurm/` (created if
+/// needed, which also makes it ready for the task logs) and returns their
+/// paths, array script first. Existing scripts are overwritten.
+pub fn write_scripts(o: &SlurmOptions, name: &str) -> Result<(PathBuf, PathBuf), SlurmError> {
+    let array = render_array_script(o, name)?;
+    let summarize = render_summarize_script(o, name)?;
+    let dir = PathBuf::from(absolute("output", &slurm_dir(&o.out, name))?);
+    std::fs::create_dir_all(&dir).map_err(|source| SlurmError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    let array_path = dir.join(ARRAY_SCRIPT);
+    let summarize_path = dir.join(SUMMARIZE_SCRIPT);
+    write_executable(&array_path, &array)?;
+    write_executable(&summarize_path, &summarize)?;
+    Ok((array_path, summarize_path))
+}
+
+/// Writes `text` to `path`, executable by everyone who may read it, so that the
+/// script can also be run directly (outside Slurm) for a quick check.
+fn write_executable(path: &Path, text: &str) -> Result<(), SlurmError> {
+    let err = |source| SlurmError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::write(path, text).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Submits the array script, then the summary script with
+/// `--dependency=afterany:<array id>`, and returns both job ids.
+pub fn submit(
+    array_script: &Path,
+    summarize_script: &Path,
+) -> Result<(String, String), SlurmError> {
+    submit_with(Path::new("sbatch"), array_script, summarize_script)
+}
+
+/// [`submit`] with a given sbatch program, so tests can stand in for it.
+fn submit_with(
+    sbatch: &Path,
+    array_script: &Path,
+    summarize_script: &Path,
+) -> Result<(String, String), SlurmError> {
+    let array_id = run_sbatch(sbatch, &[], array_script)?;
+    let dependency = format!("--dependency=afterany:{array_id}");
+    let summary_id = run_sbatch(sbatch, &[&dependency], summarize_script).map_err(|source| {
+        SlurmError::SummaryNotSubmitted {
+            array_id: array_id.clone(),
+            script: sh(&summarize_script.display().to_string()),
+            source: Box::new(source),
+        }
+    })?;
+    Ok((array_id, summary_id))
+}
+
+/// Runs `sbatch --parsable ARGS SCRIPT` and returns the job id it prints.
+fn run_sbatch(sbatch: &Path, args: &[&str], script: &Path) -> Result<String, SlurmError> {
+    let output = Command::new(sbatch)
+        .arg("--parsable")
+        .args(args)
+        .arg(script)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => SlurmError::SbatchMissing {
+                script: script.to_path_buf(),
+            },
+            _ => SlurmError::SbatchSpawn {
+                script: script.to_path_buf(),
+                source,
+            },
+        })?;
+    if !output.status.success() {
+        return Err(SlurmError::SbatchFailed {
+            script: script.to_path_buf(),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    parse_job_id(&stdout).ok_or_else(|| SlurmError::NoJobId {
+        script: script.to_path_buf(),
+        stdout: stdout.trim().to_string(),
+    })
+}
+
+/// The job id in `sbatch --parsable` output, which is `ID` or `ID;CLUSTER`.
+fn parse_job_id(stdout: &str) -> Option<String> {
+    let id = stdout.trim().split(';').next()?.trim();
+    (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then(|| id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(out: &str) -> SlurmOptions {
+        SlurmOptions {
+            spec: PathBuf::from("/proj/sweeps/grid.toml"),
+            out: PathBuf::from(out),
+            tasks: 16,
+            partition: None,
+            time: None,
+            cpus_per_task: None,
+            extra_args: vec![],
+            sweep_bin: PathBuf::from("/opt/sweep/bin/sweep"),
+        }
+    }
+
+    /// The `#SBATCH` lines of a script, without the prefix.
+    fn sbatch_lines(script: &str) -> Vec<&str> {
+        script
+            .lines()
+            .filter_map(|l| l.strip_prefix("#SBATCH "))
+            .collect()
+    }
+
+    /// The script's last line, the command it runs.
+    fn command_line(script: &str) -> &str {
+        script.lines().rfind(|l| !l.trim().is_empty()).unwrap()
+    }
+
+    fn bash_n(script: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sh");
+        std::fs::write(&path, script).unwrap();
+        let out = Command::new("bash").arg("-n").arg(&path).output().unwrap();
+        assert!(
+            out.status.success(),
+            "bash -n: {}\n{script}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs the script with bash, with `$SWEEP` replaced by a stand-in that
+    /// prints its arguments one per line, and returns them.
+    fn run_with_echo_sweep(script: &str, env: &[(&str, &str)]) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("fake sweep");
+        std::fs::write(&fake, "#!/bin/sh\nprintf '%s\\n' \"$@\"\n").unwrap();
+        let mut o = std::fs::metadata(&fake).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut o, 0o755);
+        std::fs::set_permissions(&fake, o).unwrap();
+        let quoted = format!("SWEEP={}", sh(fake.to_str().unwrap()));
+        let patched: String = script
+            .lines()
+            .map(|l| {
+                if l.starts_with("SWEEP=") {
+                    quoted.as_str()
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let path = dir.path().join("s.sh");
+        std::fs::write(&path, patched).unwrap();
+        let out = Command::new("bash")
+            .arg(&path)
+            .env_remove("SLURM_CPUS_PER_TASK")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn array_script_has_the_expected_sbatch_lines() {
+        let script = render_array_script(&options("/scratch/out"), "grid").unwrap();
+        assert!(script.starts_with("#!/bin/bash\n"));
+        assert_eq!(
+            sbatch_lines(&script),
+            vec![
+                "--job-name=\"sweep-grid\"",
+                "--array=0-15",
+                "--output=\"/scratch/out/grid/slurm/%A_%a.out\"",
+            ]
+        );
+        assert_eq!(
+            command_line(&script),
+            "exec \"$SWEEP\" run \"$SPEC\" --out \"$OUT\" --shard slurm --jobs \"${SLURM_CPUS_PER_TASK:-1}\""
+        );
+        assert!(script.contains("\nSWEEP=/opt/sweep/bin/sweep\n"));
+        assert!(script.contains("\nSPEC=/proj/sweeps/grid.toml\n"));
+        assert!(script.contains("\nOUT=/scratch/out\n"));
+        bash_n(&script);
+    }
+
+    #[test]
+    fn sbatch_directives_come_before_any_command() {
+        // sbatch stops reading #SBATCH lines at the first command.
+        let mut o = options("/scratch/out");
+        o.partition = Some("gpu".into());
+        o.extra_args = vec!["--mem=4G".into()];
+        for script in [
+            render_array_script(&o, "grid").unwrap(),
+            render_summarize_script(&o, "grid").unwrap(),
+        ] {
+            let lines: Vec<&str> = script.lines().collect();
+            let first_command = lines
+                .iter()
+                .position(|l| !l.is_empty() && !l.starts_with('#'))
+                .unwrap();
+            let last_directive = lines
+                .iter()
+                .rposition(|l| l.starts_with("#SBATCH"))
+                .unwrap();
+            assert!(last_directive < first_command, "{script}");
+        }
+    }
+
+    #[test]
+    fn options_become_sbatch_lines() {
+        let mut o = options("/scratch/out");
+        o.tasks = 3;
+        o.partition = Some("short".into());
+        o.time = Some("02:00:00".into());
+        o.cpus_per_task = Some(8);
+        o.extra_args = vec!["--account=ml".into(), "--mem=4G".into()];
+        let array = render_array_script(&o, "grid").unwrap();
+        let lines = sbatch_lines(&array);
+        for expected in [
+            "--array=0-2",
+            "--cpus-per-task=8",
+            "--partition=short",
+            "--time=02:00:00",
+            "--account=ml",
+            "--mem=4G",
+        ] {
+            assert!(
+                lines.contains(&expected),
+                "{expected} missing from {lines:?}"
+            );
+        }
+        let summary = render_summarize_script(&o, "grid").unwrap();
+        let lines = sbatch_lines(&summary);
+        assert!(lines.contains(&"--partition=short") && lines.contains(&"--account=ml"));
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.starts_with("--array") || l.starts_with("--cpus"))
+        );
+        bash_n(&array);
+        bash_n(&summary);
+    }
+
+    #[test]
+    fn summarize_script_runs_summarize_on_the_sweep_folder() {
+        let script = render_summarize_script(&options("/scratch/out"), "grid").unwrap();
+        assert_eq!(
+            sbatch_lines(&script),
+            vec![
+                "--job-name=\"sweep-grid-summarize\"",
+                "--output=\"/scratch/out/grid/slurm/%j-summarize.out\"",
+            ]
+        );
+        assert!(script.contains("\nSWEEP_DIR=/scratch/out/grid\n"));
+        assert_eq!(
+            command_line(&script),
+            "exec \"$SWEEP\" summarize \"$SWEEP_DIR\""
+        );
+        bash_n(&script);
+    }
+
+    #[test]
+    fn awkward_paths_reach_the_command_intact() {
+        let out = "/tmp/it's a $HOME `x` dir";
+        let mut o = options(out);
+        o.spec = PathBuf::from("/tmp/my sweeps/grid $1.toml");
+        o.cpus_per_task = Some(2);
+        let array = render_array_script(&o, "grid").unwrap();
+        bash_n(&array);
+        let args = run_with_echo_sweep(&array, &[("SLURM_CPUS_PER_TASK", "2")]);
+        assert_eq!(
+            args,
+            [
+                "run",
+                "/tmp/my sweeps/grid $1.toml",
+                "--out",
+                out,
+                "--shard",
+                "slurm",
+                "--jobs",
+                "2"
+            ]
+        );
+        let summary = render_summarize_script(&o, "grid").unwrap();
+        let args = run_with_echo_sweep(&summary, &[]);
+        assert_eq!(args, ["summarize", &format!("{out}/grid")]);
+
+        // The commands in the comments can be pasted into a shell as they are.
+        let pasted = |script: &str, prefix: &str| -> Vec<String> {
+            let line = script
+                .lines()
+                .find_map(|l| l.strip_prefix("#   ").filter(|l| l.starts_with(prefix)))
+                .unwrap_or_else(|| panic!("no `{prefix}` line in\n{script}"));
+            shlex::split(line).unwrap()
+        };
+        let slurm = format!("{out}/grid/slurm");
+        assert_eq!(
+            pasted(&array, "sbatch "),
+            ["sbatch".to_string(), format!("{slurm}/array.sh")]
+        );
+        assert_eq!(
+            pasted(&summary, "sbatch --dependency"),
+            [
+                "sbatch".to_string(),
+                "--dependency=afterany:<array".into(),
+                "job".into(),
+                "id>".into(),
+                format!("{slurm}/summarize.sh")
+            ]
+        );
+        let rerun = pasted(&array, "/opt/sweep/bin/sweep run");
+        assert_eq!(
+            rerun[1..5],
+            ["run", "/tmp/my sweeps/grid $1.toml", "--out", out]
+        );
+    }
+
+    #[test]
+    fn jobs_default_to_one_outside_slurm() {
+        let array = render_array_script(&options("/scratch/out"), "grid").unwrap();
+        let args = run_with_echo_sweep(&array, &[]);
+        assert_eq!(args.last().map(String::as_str), Some("1"));
+    }
+
+    #[test]
+    fn relative_paths_become_absolute() {
+        let mut o = options("out");
+        o.spec = PathBuf::from("sweeps/grid.toml");
+        let script = render_array_script(&o, "grid").unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        let spec = cwd.join("sweeps/grid.toml");
+        assert!(script.contains(&format!("\nSPEC={}\n", sh(spec.to_str().unwrap()))));
+        let log = cwd.join("out/grid/slurm/%A_%a.out");
+        assert!(
+            sbatch_lines(&script).contains(&format!("--output=\"{}\"", log.display()).as_str())
+        );
+    }
+
+    #[test]
+    fn rejects_what_cannot_go_into_the_scripts() {
+        let base = options("/scratch/out");
+        let with = |f: &dyn Fn(&mut SlurmOptions)| {
+            let mut o = base.clone();
+            f(&mut o);
+            render_array_script(&o, "grid").unwrap_err()
+        };
+        assert!(matches!(with(&|o| o.tasks = 0), SlurmError::NoTasks));
+        assert!(matches!(
+            with(&|o| o.cpus_per_task = Some(0)),
+            SlurmError::NoCpus
+        ));
+        for out in [
+            "/scratch/100%",
+            "/scratch/\"q\"",
+            "/scratch/a\\b",
+            "/scratch/a\nb",
+        ] {
+            let err = with(&|o| o.out = PathBuf::from(out));
+            assert!(matches!(err, SlurmError::BadPath { .. }), "{out}: {err:?}");
+        }
+        let err = with(&|o| o.spec = PathBuf::from("/a\nb.toml"));
+        assert!(err.to_string().starts_with("spec path"), "{err}");
+        let err = with(&|o| o.partition = Some("a b".into()));
+        assert!(err.to_string().contains("--partition value `a b`"), "{err}");
+        let err = with(&|o| o.time = Some(String::new()));
+        assert!(
+            err.to_string().contains("--time value `` is empty"),
+            "{err}"
+        );
+        let err = with(&|o| o.extra_args = vec!["mem=4G".into()]);
+        assert!(err.to_string().contains("like --mem=4G"), "{err}");
+        let err = with(&|o| o.extra_args = vec!["--mem=4G\nrm -rf /".into()]);
+        assert!(matches!(err, SlurmError::BadOption { .. }));
+        let err = render_array_script(&base, "my grid").unwrap_err();
+        assert!(
+            err.to_string().contains("sweep name value `my grid`"),
+            "{err}"
+        );
+        for name in ["a/b", "..", "."] {
+            let err = render_array_script(&base, name).unwrap_err();
+            assert!(
+                err.to_string().contains("not a single folder name"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn write_scripts_creates_the_slurm_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = options(dir.path().join("out").to_str().unwrap());
+        o.tasks = 4;
+        let (array, summary) = write_scripts(&o, "grid").unwrap();
+        let slurm = dir.path().join("out/grid/slurm");
+        assert_eq!(array, slurm.join(ARRAY_SCRIPT));
+        assert_eq!(summary, slurm.join(SUMMARIZE_SCRIPT));
+        assert_eq!(
+            std::fs::read_to_string(&array).unwrap(),
+            render_array_script(&o, "grid").unwrap()
+        );
+        assert_eq!(
+            std::fs::read_to_string(&summary).unwrap(),
+            render_summarize_script(&o, "grid").unwrap()
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&array).unwrap().permissions().mode();
+        assert_eq!(mode & 0o111, 0o111, "script is executable");
+    }
+
+    #[test]
+    fn write_scripts_reports_the_path_it_could_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "").unwrap();
+        let o = options(blocker.to_str().unwrap());
+        let err = write_scripts(&o, "grid").unwrap_err();
+        assert!(matches!(err, SlurmError::Write { .. }));
+        assert!(err.to_string().contains(blocker.to_str().unwrap()), "{err}");
+    }
+
+    #[test]
+    fn parses_parsable_output() {
+        assert_eq!(parse_job_id("1234\n").as_deref(), Some("1234"));
+        assert_eq!(parse_job_id("77;cluster-a\n").as_deref(), Some("77"));
+        assert_eq!(parse_job_id(""), None);
+        assert_eq!(parse_job_id("Submitted batch job 5"), None);
+    }
+
+    /// A stand-in sbatch: a shell script with the given body.
+    fn fake_sbatch(dir: &Path, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("sbatch");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[test]
+    fn submit_chains_the_summary_after_the_array() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("calls");
+        // Job ids 41 and 42, each call's arguments appended to a log.
+        let body = format!(
+            "echo \"$*\" >> '{log}'; n=$(wc -l < '{log}'); echo \"$((40 + n));cl\"",
+            log = log.display()
+        );
+        let sbatch = fake_sbatch(dir.path(), &body);
+        let ids = submit_with(
+            &sbatch,
+            Path::new("/x/array.sh"),
+            Path::new("/x/summarize.sh"),
+        )
+        .unwrap();
+        assert_eq!(ids, ("41".to_string(), "42".to_string()));
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            calls.lines().collect::<Vec<_>>(),
+            [
+                "--parsable /x/array.sh",
+                "--parsable --dependency=afterany:41 /x/summarize.sh"
+            ]
+        );
+    }
+
+    #[test]
+    fn submit_reports_sbatch_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let sbatch = fake_sbatch(
+            dir.path(),
+            "echo 'sbatch: error: invalid partition' >&2; exit 1",
+        );
+        let err = submit_with(&sbatch, Path::new("/x/a.sh"), Path::new("/x/s.sh")).unwrap_err();
+        assert!(matches!(err, SlurmError::SbatchFailed { .. }));
+        let msg = err.to_string();
+        assert!(
+            msg.contains("/x/a.sh") && msg.contains("invalid partition"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn submit_says_what_to_do_without_sbatch() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-sbatch-here");
+        let err = submit_with(&missing, Path::new("/x/a.sh"), Path::new("/x/s.sh")).unwrap_err();
+        assert!(matches!(err, SlurmError::SbatchMissing { .. }), "{err:?}");
+        assert!(err.to_string().contains("not found on PATH"));
+    }
+
+    #[test]
+    fn submit_names_the_queued_array_when_the_summary_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = "case \"$*\" in *afterany*) echo 'bad dependency' >&2; exit 1;; esac; echo 9";
+        let sbatch = fake_sbatch(dir.path(), body);
+        let err = submit_with(&sbatch, Path::new("/x/a.sh"), Path::new("/x/s.sh")).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, SlurmError::SummaryNotSubmitted { .. }));
+        assert!(
+            msg.contains("scancel 9") && msg.contains("afterany:9 /x/s.sh"),
+            "{msg}"
+        );
+        assert!(msg.contains("bad dependency"), "{msg}");
+    }
+
+    #[test]
+    fn submit_rejects_output_that_is_not_a_job_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let sbatch = fake_sbatch(dir.path(), "echo 'Submitted batch job 5'");
+        let err = submit_with(&sbatch, Path::new("/x/a.sh"), Path::new("/x/s.sh")).unwrap_err();
+        assert!(matches!(err, SlurmError::NoJobId { .. }), "{err:?}");
+    }
+}

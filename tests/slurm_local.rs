@@ -1,0 +1,310 @@
+//! The Slurm scripts against a real Slurm: submits what `sweep::slurm` writes
+//! to the cluster named by `SLURM_CONF` (in CI, the single-node cluster that
+//! `.ci/slurm.sh` starts), with a stand-in for the `sweep` executable that
+//! records its arguments and its array task's `SLURM_ARRAY_TASK_*` variables.
+//! The test then resolves those variables with `sweep::shard::from_slurm_env`,
+//! exactly as `--shard slurm` does inside a task.
+//!
+//! Without `sbatch` on PATH or without `SLURM_CONF` the tests print why and
+//! pass; with `SWEEP_REQUIRE_SLURM=1` (set by `.ci/slurm.sh`) they fail instead,
+//! so CI cannot skip them by accident.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sweep::shard::{Shard, from_slurm_env};
+use sweep::slurm::{SlurmOptions, submit, write_scripts};
+
+/// How long a job may stay queued before the test gives up. This guards
+/// against a hung cluster; it is not a performance assertion.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Why Slurm cannot be used here, if it cannot.
+fn slurm_missing() -> Option<String> {
+    if std::env::var_os("SLURM_CONF").is_none() {
+        return Some("SLURM_CONF is not set (source .ci/slurm.sh to start a local Slurm)".into());
+    }
+    match Command::new("sbatch").arg("--version").output() {
+        Ok(out) if out.status.success() => None,
+        Ok(out) => Some(format!(
+            "sbatch --version failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Some(format!("sbatch is not runnable: {e}")),
+    }
+}
+
+/// True if the test should go on; prints the reason and returns false when
+/// Slurm is missing, or panics if `SWEEP_REQUIRE_SLURM=1` demands it.
+fn have_slurm(test: &str) -> bool {
+    let Some(reason) = slurm_missing() else {
+        return true;
+    };
+    if std::env::var("SWEEP_REQUIRE_SLURM").as_deref() == Ok("1") {
+        panic!("{test}: SWEEP_REQUIRE_SLURM=1 but {reason}");
+    }
+    eprintln!("skipping {test}: {reason}");
+    false
+}
+
+/// A folder with a space in its name, so that quoting is exercised for real.
+struct Setup {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    record: PathBuf,
+    options: SlurmOptions,
+}
+
+/// Writes the stand-in `sweep`: `run` records its arguments and the task's
+/// array variables under `record/`, `summarize` records its arguments and
+/// which records existed when it ran.
+fn setup() -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("slurm test");
+    let record = root.join("record");
+    std::fs::create_dir_all(&record).unwrap();
+    let rec = shlex::try_quote(record.to_str().unwrap())
+        .unwrap()
+        .into_owned();
+    let fake = root.join("fake sweep");
+    let body = format!(
+        r#"#!/bin/bash
+set -euo pipefail
+rec={rec}
+case "$1" in
+  run)
+    id=$SLURM_ARRAY_TASK_ID
+    printf '%s\n' "$@" > "$rec/args-$id"
+    env | grep '^SLURM_ARRAY_TASK_' > "$rec/env-$id.tmp"
+    mv "$rec/env-$id.tmp" "$rec/env-$id"
+    ;;
+  summarize)
+    printf '%s\n' "$@" > "$rec/summarize-args"
+    ls "$rec" > "$rec/summarize-saw"
+    ;;
+  *) echo "unexpected command $1" >&2; exit 2 ;;
+esac
+"#
+    );
+    std::fs::write(&fake, body).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let options = SlurmOptions {
+        spec: root.join("grid.toml"),
+        out: root.join("out"),
+        tasks: 4,
+        partition: None,
+        time: None,
+        cpus_per_task: None,
+        extra_args: vec![],
+        sweep_bin: fake,
+    };
+    Setup {
+        _tmp: tmp,
+        root,
+        record,
+        options,
+    }
+}
+
+/// Waits until none of `ids` is pending or running, then checks that every
+/// job (and array task) of them completed.
+fn wait_for(ids: &[&str]) {
+    let list = ids.join(",");
+    let start = Instant::now();
+    loop {
+        let out = Command::new("squeue")
+            .args(["-h", "-o", "%i", "-j", &list])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            break;
+        }
+        if start.elapsed() > QUEUE_TIMEOUT {
+            let all = Command::new("squeue").output().unwrap();
+            panic!(
+                "jobs {list} still queued after {QUEUE_TIMEOUT:?}:\n{}",
+                String::from_utf8_lossy(&all.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for id in ids {
+        let out = Command::new("scontrol")
+            .args(["-o", "show", "job", id])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !text.trim().is_empty(),
+            "scontrol knows nothing of job {id}"
+        );
+        for line in text.lines() {
+            assert!(
+                line.contains("JobState=COMPLETED"),
+                "job {id} did not complete: {line}"
+            );
+        }
+    }
+}
+
+/// The `SLURM_ARRAY_TASK_*` variables each task recorded, by task id.
+fn recorded_envs(record: &Path) -> BTreeMap<u64, HashMap<String, String>> {
+    let mut envs = BTreeMap::new();
+    for entry in std::fs::read_dir(record).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let Some(id) = name.strip_prefix("env-") else {
+            continue;
+        };
+        let vars: HashMap<String, String> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        envs.insert(id.parse().unwrap(), vars);
+    }
+    envs
+}
+
+/// Each task's shard, as `--shard slurm` would resolve it, by task id.
+fn resolved_shards(record: &Path) -> BTreeMap<u64, Shard> {
+    recorded_envs(record)
+        .into_iter()
+        .map(|(id, vars)| {
+            let shard = from_slurm_env(|k| vars.get(k).cloned())
+                .unwrap_or_else(|e| panic!("task {id} with {vars:?}: {e}"));
+            (id, shard)
+        })
+        .collect()
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn submitted_array_runs_every_shard_once_then_summarizes() {
+    if !have_slurm("submitted_array_runs_every_shard_once_then_summarizes") {
+        return;
+    }
+    let s = setup();
+    let (array, summary) = write_scripts(&s.options, "grid").unwrap();
+    let (array_id, summary_id) = submit(&array, &summary).unwrap();
+    wait_for(&[&array_id, &summary_id]);
+
+    let shards = resolved_shards(&s.record);
+    let expected: BTreeMap<u64, Shard> = (0..4)
+        .map(|i| (i, Shard::new(i as usize, 4).unwrap()))
+        .collect();
+    assert_eq!(shards, expected, "task k of --array=0-3 is shard k/4");
+
+    let spec = s.root.join("grid.toml");
+    let out = s.root.join("out");
+    for id in 0..4 {
+        assert_eq!(
+            lines(&s.record.join(format!("args-{id}"))),
+            [
+                "run",
+                spec.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--shard",
+                "slurm",
+                "--jobs",
+                "1"
+            ]
+        );
+        let log = out.join(format!("grid/slurm/{array_id}_{id}.out"));
+        assert!(log.is_file(), "task log {} is missing", log.display());
+    }
+
+    assert_eq!(
+        lines(&s.record.join("summarize-args")),
+        ["summarize", out.join("grid").to_str().unwrap()]
+    );
+    let saw = lines(&s.record.join("summarize-saw"));
+    for id in 0..4 {
+        assert!(
+            saw.contains(&format!("env-{id}")),
+            "summary ran before task {id} had finished: it saw {saw:?}"
+        );
+    }
+}
+
+#[test]
+fn stepped_array_numbers_its_shards_without_gaps() {
+    if !have_slurm("stepped_array_numbers_its_shards_without_gaps") {
+        return;
+    }
+    let s = setup();
+    let (array, _) = write_scripts(&s.options, "grid").unwrap();
+    // The command line overrides the script's own --array=0-3, as a user
+    // editing the array would.
+    let out = Command::new("sbatch")
+        .args(["--parsable", "--array=1-7:2"])
+        .arg(&array)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let id = stdout.trim().split(';').next().unwrap().to_string();
+    wait_for(&[&id]);
+
+    let shards = resolved_shards(&s.record);
+    let expected: BTreeMap<u64, Shard> = [1, 3, 5, 7]
+        .into_iter()
+        .enumerate()
+        .map(|(i, task)| (task, Shard::new(i, 4).unwrap()))
+        .collect();
+    assert_eq!(
+        shards, expected,
+        "tasks 1,3,5,7 of --array=1-7:2 are shards 0..4 of 4"
+    );
+    let vars = &recorded_envs(&s.record)[&7];
+    assert_eq!(vars["SLURM_ARRAY_TASK_STEP"], "2");
+    assert_eq!(vars["SLURM_ARRAY_TASK_COUNT"], "4");
+}
+
+#[test]
+fn list_array_is_refused_with_a_clear_error() {
+    if !have_slurm("list_array_is_refused_with_a_clear_error") {
+        return;
+    }
+    let s = setup();
+    let (array, _) = write_scripts(&s.options, "grid").unwrap();
+    let out = Command::new("sbatch")
+        .args(["--parsable", "--array=0,3,7"])
+        .arg(&array)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let id = stdout.trim().split(';').next().unwrap().to_string();
+    wait_for(&[&id]);
+
+    let envs = recorded_envs(&s.record);
+    assert_eq!(envs.keys().copied().collect::<Vec<_>>(), [0, 3, 7]);
+    for (task, vars) in envs {
+        let err = from_slurm_env(|k| vars.get(k).cloned()).unwrap_err();
+        assert!(
+            err.to_string().contains("like 0-15 or 1-31:2"),
+            "task {task}: {err}"
+        );
+    }
+}
