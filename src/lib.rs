@@ -1,0 +1,2 @@
+pub mod cifar_python;
+pub mod fetch;
