@@ -463,14 +463,22 @@ pub fn fetch(
         .tempdir_in(dir)
         .map_err(io_err("create a temporary folder in", dir))?;
     let extracted = staging.path().join(BIN_DIR);
-    extract(&part, &extracted, opts)?;
-    let report = verify(&extracted, &opts.manifest)?;
-    if !report.is_ok() {
+    // The archive passed its md5, so a rerun would get the same bytes: a
+    // failure from here on deletes it instead of keeping it for resuming.
+    let checked = extract(&part, &extracted, opts).and_then(|()| {
+        let report = verify(&extracted, &opts.manifest)?;
+        if report.is_ok() {
+            Ok(())
+        } else {
+            Err(FetchError::ExtractedMismatch {
+                url: opts.url.clone(),
+                report,
+            })
+        }
+    });
+    if let Err(e) = checked {
         fs::remove_file(&part).map_err(io_err("delete", &part))?;
-        return Err(FetchError::ExtractedMismatch {
-            url: opts.url.clone(),
-            report,
-        });
+        return Err(e);
     }
     install(&extracted, &target)?;
     fs::remove_file(&part).map_err(io_err("delete", &part))?;
