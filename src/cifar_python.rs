@@ -55,14 +55,15 @@ pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 /// few thousand entries (labels are appended in runs of 1000).
 const MAX_STACK: usize = 1 << 20;
 
-/// Errors from reading a python-version file; each names the file.
+/// Errors from reading a python-version file; each names the file. An I/O
+/// error is part of the message (field `cause`), not a `source()`, so that
+/// `{:#}` prints it once.
 #[derive(Debug, thiserror::Error)]
 pub enum PickleError {
-    #[error("could not read {}: {source}", path.display())]
+    #[error("could not read {}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(
         "{} is {size} bytes, more than the {limit}-byte limit for a CIFAR-10 python batch; \
@@ -158,9 +159,9 @@ pub fn is_python_dir(dir: &Path) -> bool {
 }
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, PickleError> {
-    let io = |source| PickleError::Io {
+    let io = |cause| PickleError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let size = std::fs::metadata(path).map_err(io)?.len();
     if size > MAX_FILE_BYTES {

@@ -130,26 +130,26 @@ pub struct FetchOptions {
 }
 
 /// Errors from [`fetch`] and [`verify`]; each names the URL or path and says
-/// what to do next.
+/// what to do next. Underlying errors are part of the message (field
+/// `cause`) rather than a `source()`, so that the advice comes after the
+/// cause and `{:#}` does not print the cause twice.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("could not {action} {}: {source}", path.display())]
+    #[error("could not {action} {}: {cause}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     #[error(
         "unsupported url '{url}': use an http://, https:// or file:// url of cifar-10-binary.tar.gz"
     )]
     BadUrl { url: String },
-    #[error("could not reach {url}: {source}; {}", manual_hint(url, dir))]
+    #[error("could not reach {url}: {cause}; {}", manual_hint(url, dir))]
     Unreachable {
         url: String,
         dir: PathBuf,
-        #[source]
-        source: Box<ureq::Error>,
+        cause: Box<ureq::Error>,
     },
     #[error("{url} answered HTTP {status}; {}", manual_hint(url, dir))]
     HttpStatus {
@@ -158,7 +158,7 @@ pub enum FetchError {
         dir: PathBuf,
     },
     #[error(
-        "download from {url} stopped after {got} of {} bytes ({source}); the partial file \
+        "download from {url} stopped after {got} of {} bytes ({cause}); the partial file \
          {} was kept: rerun the same command to resume",
         expected.map_or("an unknown number of".to_string(), |n| n.to_string()),
         part.display()
@@ -168,8 +168,7 @@ pub enum FetchError {
         got: u64,
         expected: Option<u64>,
         part: PathBuf,
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     #[error(
         "{url} sent more than {limit} bytes, more than the archive can be; it was deleted. \
@@ -227,10 +226,10 @@ fn manual_hint(url: &str, dir: &Path) -> String {
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FetchError + 'a {
-    move |source| FetchError::Io {
+    move |cause| FetchError::Io {
         action,
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 
@@ -312,10 +311,15 @@ impl fmt::Display for VerifyReport {
             self.dir.display()
         )?;
         if !self.is_ok() {
+            // fetch installs into DIR/cifar-10-batches-bin, so suggest DIR.
+            let data_dir = match self.dir.file_name() {
+                Some(name) if name == BIN_DIR => self.dir.parent().unwrap_or(Path::new(".")),
+                _ => &self.dir,
+            };
             write!(
                 f,
                 "; run `sweep data fetch cifar10 --dir {}` to download them again",
-                self.dir.parent().unwrap_or(Path::new(".")).display()
+                data_dir.display()
             )?;
         }
         Ok(())
@@ -547,7 +551,7 @@ fn download(
     let unreachable = |e: ureq::Error| FetchError::Unreachable {
         url: url.to_string(),
         dir: opts.dir.clone(),
-        source: Box::new(e),
+        cause: Box::new(e),
     };
     let mut response = request.call().map_err(unreachable)?;
     let status = response.status().as_u16();
@@ -597,14 +601,14 @@ fn download(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => {
+            Err(cause) => {
                 let _ = file.sync_all();
                 return Err(FetchError::Interrupted {
                     url: url.to_string(),
                     got,
                     expected: total,
                     part: part.to_path_buf(),
-                    source,
+                    cause,
                 });
             }
         };
@@ -628,7 +632,7 @@ fn download(
             got,
             expected: Some(total),
             part: part.to_path_buf(),
-            source: io::Error::new(io::ErrorKind::UnexpectedEof, "the connection closed early"),
+            cause: io::Error::new(io::ErrorKind::UnexpectedEof, "the connection closed early"),
         });
     }
     Ok(start > 0)
