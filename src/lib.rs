@@ -7,9 +7,11 @@
 
 pub mod app;
 pub mod artifacts;
+pub mod cifar_python;
 pub mod data;
 pub mod error;
 pub mod exec;
+pub mod fetch;
 pub mod gradcheck;
 pub mod model;
 pub mod npy;
