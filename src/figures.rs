@@ -12,9 +12,13 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use ab_glyph::{Font, FontRef, GlyphId, ScaleFont};
 use ndarray::{Array2, ArrayView1};
+use plotters::coord::Shift;
+use plotters::element::{Drawable, PointCollection};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
+use plotters_backend::DrawingErrorKind;
 use thiserror::Error;
 
 /// CIFAR-10 class names, in label order.
@@ -60,7 +64,9 @@ const VAL: RGBColor = PALETTE[1];
 /// Everything that can stop a figure from being drawn.
 #[derive(Debug, Error)]
 pub enum FigureError {
-    #[error("the embedded DejaVu Sans font was rejected by ab_glyph; the binary is corrupt, rebuild it")]
+    #[error(
+        "the embedded DejaVu Sans font was rejected by ab_glyph; the binary is corrupt, rebuild it"
+    )]
     Font,
     #[error("cannot draw {}: {message}", path.display())]
     Draw { path: PathBuf, message: String },
@@ -70,9 +76,124 @@ pub enum FigureError {
 /// Safe to call many times and from many threads; only the first call does the work.
 pub fn register_font() -> Result<(), FigureError> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED
-        .get_or_init(|| plotters::style::register_font(FONT, FontStyle::Normal, DEJAVU_SANS).is_ok());
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, DEJAVU_SANS).is_ok()
+    });
     if ok { Ok(()) } else { Err(FigureError::Font) }
+}
+
+/// How a `Label` sits relative to its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Align {
+    /// The position is the top-left corner of the text.
+    TopLeft,
+    /// The position is the middle of the text's top edge.
+    TopCenter,
+}
+
+/// Text drawn with ab_glyph directly. plotters 0.3.7's ab_glyph path places each glyph at
+/// the pen position without its left side bearing, which leaves visible gaps after
+/// glyphs such as `1`; this element uses ab_glyph's own positioning, so titles, captions,
+/// legends and class names are evenly spaced. Tick labels and axis descriptions are
+/// still drawn by plotters.
+struct Label {
+    text: String,
+    pos: (i32, i32),
+    size: f32,
+    color: RGBColor,
+    align: Align,
+}
+
+impl Label {
+    fn new(text: impl Into<String>, pos: (i32, i32), size: f32) -> Label {
+        Label {
+            text: text.into(),
+            pos,
+            size,
+            color: BLACK,
+            align: Align::TopLeft,
+        }
+    }
+
+    fn centered(mut self) -> Label {
+        self.align = Align::TopCenter;
+        self
+    }
+
+    /// The advance width of the text in pixels.
+    fn width(&self) -> f32 {
+        let font = font().as_scaled(self.size);
+        let mut width = 0.0;
+        let mut prev: Option<GlyphId> = None;
+        for c in self.text.chars() {
+            let id = font.glyph_id(c);
+            if let Some(p) = prev {
+                width += font.kern(p, id);
+            }
+            width += font.h_advance(id);
+            prev = Some(id);
+        }
+        width
+    }
+}
+
+fn font() -> &'static FontRef<'static> {
+    static FONT_REF: OnceLock<FontRef<'static>> = OnceLock::new();
+    FONT_REF.get_or_init(|| {
+        FontRef::try_from_slice(DEJAVU_SANS)
+            .expect("invariant broken: the embedded DejaVu Sans parses (checked by a unit test)")
+    })
+}
+
+impl<'a> PointCollection<'a, (i32, i32)> for &'a Label {
+    type Point = &'a (i32, i32);
+    type IntoIter = std::iter::Once<&'a (i32, i32)>;
+    fn point_iter(self) -> Self::IntoIter {
+        std::iter::once(&self.pos)
+    }
+}
+
+impl<DB: DrawingBackend> Drawable<DB> for Label {
+    fn draw<I: Iterator<Item = (i32, i32)>>(
+        &self,
+        mut pos: I,
+        backend: &mut DB,
+        _parent_dim: (u32, u32),
+    ) -> Result<(), DrawingErrorKind<DB::ErrorType>> {
+        let Some((x, y)) = pos.next() else {
+            return Ok(());
+        };
+        let font = font().as_scaled(self.size);
+        let left = match self.align {
+            Align::TopLeft => x as f32,
+            Align::TopCenter => x as f32 - self.width() / 2.0,
+        };
+        let baseline = y as f32 + font.ascent();
+        let mut pen = left;
+        let mut prev: Option<GlyphId> = None;
+        let mut result = Ok(());
+        for c in self.text.chars() {
+            let id = font.glyph_id(c);
+            if let Some(p) = prev {
+                pen += font.kern(p, id);
+            }
+            let glyph = id.with_scale_and_position(self.size, ab_glyph::point(pen, baseline));
+            if let Some(outline) = font.outline_glyph(glyph) {
+                let b = outline.px_bounds();
+                outline.draw(|gx, gy, coverage| {
+                    if result.is_ok() && coverage > 0.0 {
+                        let px = (b.min.x as i32 + gx as i32, b.min.y as i32 + gy as i32);
+                        let color = self.color.mix(f64::from(coverage.min(1.0)));
+                        result = backend.draw_pixel(px, color.to_backend_color());
+                    }
+                });
+                std::mem::replace(&mut result, Ok(()))?;
+            }
+            pen += font.h_advance(id);
+            prev = Some(id);
+        }
+        Ok(())
+    }
 }
 
 /// One quantity over epochs, aggregated over a setting's runs: the mean and the min..max
@@ -186,98 +307,202 @@ fn value_range<'a>(bands: impl IntoIterator<Item = &'a Band>) -> Range<f64> {
     (lo - pad)..(hi + pad)
 }
 
-/// Draws one panel: for each band a shaded min..max area and the mean as a line.
-fn draw_panel<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
-    caption: &str,
-    y_desc: &str,
-    bands: &[(&str, RGBColor, &Band)],
-    legend_at: SeriesLabelPosition,
+/// Draws a legend box with one entry per (label, colour); each entry shows the line
+/// over a shaded swatch, like the mean line over its band. `corner` is the box's
+/// top-right corner in root pixel coordinates.
+fn draw_legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    entries: &[(&str, RGBColor)],
+    (right, top): (i32, i32),
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
+    const ROW: i32 = 24;
+    let labels: Vec<Label> = entries
+        .iter()
+        .map(|(t, _)| Label::new(*t, (0, 0), 16.0))
+        .collect();
+    let text_w = labels
+        .iter()
+        .map(|l| l.width().ceil() as i32)
+        .max()
+        .unwrap_or(0);
+    let (w, h) = (text_w + 58, ROW * entries.len() as i32 + 12);
+    let (x0, y0) = (right - w, top);
+    root.draw(&Rectangle::new(
+        [(x0, y0), (right, y0 + h)],
+        WHITE.mix(0.9).filled(),
+    ))?;
+    root.draw(&Rectangle::new(
+        [(x0, y0), (right, y0 + h)],
+        RGBColor(170, 170, 170),
+    ))?;
+    for (i, (mut label, (_, color))) in labels.into_iter().zip(entries).enumerate() {
+        let y = y0 + 6 + ROW * i as i32 + ROW / 2;
+        root.draw(&Rectangle::new(
+            [(x0 + 10, y - 7), (x0 + 38, y + 7)],
+            color.mix(0.18).filled(),
+        ))?;
+        root.draw(&PathElement::new(
+            vec![(x0 + 10, y), (x0 + 38, y)],
+            color.stroke_width(3),
+        ))?;
+        label.pos = (x0 + 46, y - 10);
+        root.draw(&label)?;
+    }
+    Ok(())
+}
+
+/// Draws one panel: for each band a shaded min..max area and the mean as a line.
+fn draw_panel<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    area: &DrawingArea<DB, Shift>,
+    caption: &str,
+    y_desc: &str,
+    bands: &[(&str, RGBColor, &Band)],
+    integer_y: bool,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let (xr, yr) = area.get_pixel_range();
+    root.draw(&Label::new(caption, ((xr.start + xr.end) / 2, yr.start + 2), 21.0).centered())?;
     let x = epoch_range(bands.iter().map(|b| b.2));
     let y = value_range(bands.iter().map(|b| b.2));
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 22))
-        .margin(12)
+    let mut chart = ChartBuilder::on(&area.margin(34, 8, 8, 14))
         .x_label_area_size(45)
         .y_label_area_size(70)
         .build_cartesian_2d(x, y)?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
+    let int_fmt = |v: &f64| format!("{v:.0}");
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc("epoch")
+        .x_label_formatter(&int_fmt)
         .y_desc(y_desc)
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 16))
-        .light_line_style(RGBColor(235, 235, 235))
-        .bold_line_style(RGBColor(210, 210, 210))
-        .draw()?;
-    for &(label, color, band) in bands {
+        .light_line_style(RGBColor(238, 238, 238))
+        .bold_line_style(RGBColor(214, 214, 214));
+    if integer_y {
+        mesh.y_label_formatter(&int_fmt);
+    }
+    mesh.draw()?;
+    for &(_, color, band) in bands {
         if band.is_empty() {
             continue;
         }
-        let upper = band.epochs.iter().zip(&band.max).map(|(e, v)| (f64::from(*e), *v));
-        let lower = band.epochs.iter().zip(&band.min).rev().map(|(e, v)| (f64::from(*e), *v));
+        let upper = band
+            .epochs
+            .iter()
+            .zip(&band.max)
+            .map(|(e, v)| (f64::from(*e), *v));
+        let lower = band
+            .epochs
+            .iter()
+            .zip(&band.min)
+            .rev()
+            .map(|(e, v)| (f64::from(*e), *v));
         chart.draw_series(std::iter::once(Polygon::new(
             upper.chain(lower).collect::<Vec<_>>(),
             color.mix(0.18).filled(),
         )))?;
-        chart
-            .draw_series(LineSeries::new(
-                band.epochs.iter().zip(&band.mean).map(|(e, v)| (f64::from(*e), *v)),
-                color.stroke_width(2),
-            ))?
-            .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(3))
-            });
+        chart.draw_series(LineSeries::new(
+            band.epochs
+                .iter()
+                .zip(&band.mean)
+                .map(|(e, v)| (f64::from(*e), *v)),
+            color.stroke_width(2),
+        ))?;
     }
-    chart
-        .configure_series_labels()
-        .position(legend_at)
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(160, 160, 160))
-        .draw()?;
-    Ok(())
+    let (px, py) = chart.plotting_area().get_pixel_range();
+    let entries: Vec<(&str, RGBColor)> = bands.iter().map(|b| (b.0, b.1)).collect();
+    let legend_w = entries
+        .iter()
+        .map(|(t, _)| Label::new(*t, (0, 0), 16.0).width().ceil() as i32)
+        .max()
+        .unwrap_or(0)
+        + 58;
+    let legend_h = 24 * entries.len() as i32 + 12;
+    // Put the legend in the corner that hides the fewest curve points; the curves are
+    // sampled between epochs too, so a line crossing a corner counts even with few epochs.
+    let mut points = Vec::new();
+    for &(_, _, band) in bands {
+        for series in [&band.mean, &band.min, &band.max] {
+            for (i, w) in band.epochs.windows(2).enumerate() {
+                for k in 0..=8 {
+                    let t = f64::from(k) / 8.0;
+                    let x = f64::from(w[0]) + t * f64::from(w[1] - w[0]);
+                    let y = series[i] + t * (series[i + 1] - series[i]);
+                    points.push(chart.backend_coord(&(x, y)));
+                }
+            }
+        }
+    }
+    let (right, left) = (px.end - 10, px.start + 10 + legend_w);
+    let (top, bottom) = (py.start + 10, py.end - 10 - legend_h);
+    let corner = [(right, top), (right, bottom), (left, top), (left, bottom)]
+        .into_iter()
+        .min_by_key(|&(r, t)| {
+            points
+                .iter()
+                .filter(|&&(x, y)| {
+                    x >= r - legend_w - 6 && x <= r + 6 && y >= t - 6 && y <= t + legend_h + 6
+                })
+                .count()
+        })
+        .expect("invariant broken: four candidate corners");
+    draw_legend(root, &entries, corner)
 }
 
 /// Draws loss, cost and accuracy (train and val) of one setting side by side.
 pub fn draw_setting_curves(path: &Path, curves: &SettingCurves) -> Result<(), FigureError> {
     register_font()?;
     let draw = || -> DrawResult {
-        let root = BitMapBackend::new(path, (1500, 480)).into_drawing_area();
+        let root = BitMapBackend::new(path, (1500, 500)).into_drawing_area();
         root.fill(&WHITE)?;
         let seeds = if curves.n_runs == 1 {
             "1 seed".to_string()
         } else {
-            format!("mean of {} seeds, shaded: min..max", curves.n_runs)
+            format!(
+                "mean of {} seeds; shaded: min to max over seeds",
+                curves.n_runs
+            )
         };
-        let body = root.titled(&format!("{}  ({seeds})", curves.title), (FONT, 20))?;
-        let panels = body.split_evenly((1, 3));
-        let acc = [curves.accuracy[0].scaled(100.0), curves.accuracy[1].scaled(100.0)];
+        root.draw(&Label::new(format!("{}  ({seeds})", curves.title), (750, 10), 22.0).centered())?;
+        let panels = root.margin(46, 0, 0, 0).split_evenly((1, 3));
+        let acc = [
+            curves.accuracy[0].scaled(100.0),
+            curves.accuracy[1].scaled(100.0),
+        ];
         draw_panel(
+            &root,
             &panels[0],
             "Loss (cross-entropy)",
             "loss",
-            &[("train", TRAIN, &curves.loss[0]), ("val", VAL, &curves.loss[1])],
-            SeriesLabelPosition::UpperRight,
+            &[
+                ("train", TRAIN, &curves.loss[0]),
+                ("val", VAL, &curves.loss[1]),
+            ],
+            false,
         )?;
         draw_panel(
+            &root,
             &panels[1],
             "Cost (loss + λ‖W‖²)",
             "cost",
-            &[("train", TRAIN, &curves.cost[0]), ("val", VAL, &curves.cost[1])],
-            SeriesLabelPosition::UpperRight,
+            &[
+                ("train", TRAIN, &curves.cost[0]),
+                ("val", VAL, &curves.cost[1]),
+            ],
+            false,
         )?;
         draw_panel(
+            &root,
             &panels[2],
             "Accuracy",
             "accuracy (%)",
             &[("train", TRAIN, &acc[0]), ("val", VAL, &acc[1])],
-            SeriesLabelPosition::LowerRight,
+            true,
         )?;
         root.present()?;
         Ok(())
@@ -297,59 +522,79 @@ pub fn draw_val_accuracy_overlay(
     lines: &[OverlayLine],
 ) -> Result<(), FigureError> {
     register_font()?;
+    const WIDTH: u32 = 1300;
+    const PLOT_W: u32 = 820;
     let draw = || -> DrawResult {
-        let root = BitMapBackend::new(path, (1300, 620)).into_drawing_area();
+        let root = BitMapBackend::new(path, (WIDTH, 620)).into_drawing_area();
         root.fill(&WHITE)?;
-        let title = if lines.len() > OVERLAY_COLOURED {
-            format!(
-                "Validation accuracy of all {} settings ({sweep_name}); best {OVERLAY_COLOURED} in colour",
-                lines.len()
-            )
-        } else {
-            format!("Validation accuracy of every setting ({sweep_name}), mean over seeds")
-        };
-        let body = root.titled(&title, (FONT, 20))?;
-        let (plot_area, legend_area) = body.split_horizontally(830);
-        let scaled: Vec<Band> = lines.iter().map(|l| l.band.scaled(100.0)).collect();
-        let mut chart = ChartBuilder::on(&plot_area)
-            .margin(15)
+        let title = format!("Validation accuracy per epoch, mean over seeds: {sweep_name}");
+        root.draw(&Label::new(title, (WIDTH as i32 / 2, 10), 22.0).centered())?;
+        let (plot_area, _) = root.margin(46, 0, 0, 0).split_horizontally(PLOT_W);
+        let scaled: Vec<Band> = lines
+            .iter()
+            .map(|l| mean_only(&l.band.scaled(100.0)))
+            .collect();
+        let mut chart = ChartBuilder::on(&plot_area.margin(8, 8, 8, 14))
             .x_label_area_size(45)
             .y_label_area_size(70)
-            .build_cartesian_2d(epoch_range(&scaled), value_range(scaled.iter().map(mean_only).collect::<Vec<_>>().iter()))?;
+            .build_cartesian_2d(epoch_range(&scaled), value_range(&scaled))?;
         chart
             .configure_mesh()
             .x_desc("epoch")
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .y_desc("validation accuracy (%)")
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .label_style((FONT, 14))
             .axis_desc_style((FONT, 16))
-            .light_line_style(RGBColor(235, 235, 235))
-            .bold_line_style(RGBColor(210, 210, 210))
+            .light_line_style(RGBColor(238, 238, 238))
+            .bold_line_style(RGBColor(214, 214, 214))
             .draw()?;
+        let grey = RGBColor(190, 190, 190);
         // Grey lines first so the coloured ones are drawn on top of them.
         for band in scaled.iter().skip(OVERLAY_COLOURED) {
             chart.draw_series(LineSeries::new(
-                band.epochs.iter().zip(&band.mean).map(|(e, v)| (f64::from(*e), *v)),
-                RGBColor(190, 190, 190).stroke_width(1),
+                band.epochs
+                    .iter()
+                    .zip(&band.mean)
+                    .map(|(e, v)| (f64::from(*e), *v)),
+                grey.stroke_width(1),
             ))?;
         }
         for (i, band) in scaled.iter().enumerate().take(OVERLAY_COLOURED).rev() {
             chart.draw_series(LineSeries::new(
-                band.epochs.iter().zip(&band.mean).map(|(e, v)| (f64::from(*e), *v)),
+                band.epochs
+                    .iter()
+                    .zip(&band.mean)
+                    .map(|(e, v)| (f64::from(*e), *v)),
                 PALETTE[i].stroke_width(2),
             ))?;
         }
-        let legend = legend_area.margin(30, 10, 10, 10);
-        for (i, line) in lines.iter().enumerate().take(OVERLAY_COLOURED) {
-            let y = 24 * i as i32 + 10;
-            legend.draw(&PathElement::new(
-                vec![(0, y), (26, y)],
-                PALETTE[i].stroke_width(3),
+        let x0 = PLOT_W as i32 + 10;
+        let mut y = 70;
+        root.draw(&Label::new(
+            "Settings by rank (best first)",
+            (x0, y - 24),
+            17.0,
+        ))?;
+        let mut entries: Vec<(String, RGBColor)> = lines
+            .iter()
+            .take(OVERLAY_COLOURED)
+            .enumerate()
+            .map(|(i, l)| (l.label.clone(), PALETTE[i]))
+            .collect();
+        if lines.len() > OVERLAY_COLOURED {
+            entries.push((
+                format!("the other {} settings", lines.len() - OVERLAY_COLOURED),
+                grey,
+            ));
+        }
+        for (text, color) in entries {
+            root.draw(&PathElement::new(
+                vec![(x0, y + 9), (x0 + 26, y + 9)],
+                color.stroke_width(3),
             ))?;
-            legend.draw(&Text::new(
-                line.label.clone(),
-                (34, y - 8),
-                (FONT, 14).into_font().color(&BLACK),
-            ))?;
+            root.draw(&Label::new(text, (x0 + 34, y), 14.0))?;
+            y += 26;
         }
         root.present()?;
         Ok(())
@@ -388,7 +633,13 @@ pub fn class_image(row: ArrayView1<f64>) -> Vec<[u8; 3]> {
     };
     let plane = IMAGE_SIDE * IMAGE_SIDE;
     (0..plane)
-        .map(|p| [to_byte(row[p]), to_byte(row[plane + p]), to_byte(row[2 * plane + p])])
+        .map(|p| {
+            [
+                to_byte(row[p]),
+                to_byte(row[plane + p]),
+                to_byte(row[2 * plane + p]),
+            ]
+        })
         .collect()
 }
 
@@ -397,45 +648,37 @@ pub fn class_image(row: ArrayView1<f64>) -> Vec<[u8; 3]> {
 pub fn draw_weight_montage(path: &Path, title: &str, w: &Array2<f64>) -> Result<(), FigureError> {
     register_font()?;
     const COLS: usize = 5;
-    const CELL_W: usize = 150;
+    const CELL_W: usize = 156;
     const CELL_H: usize = IMAGE_SIDE * SCALE + 34;
     const TOP: usize = 44;
     const LEFT: usize = 10;
     let tile = IMAGE_SIDE * SCALE;
     let rows = CLASS_NAMES.len().div_ceil(COLS);
-    let size = ((COLS * CELL_W + 2 * LEFT) as u32, (TOP + rows * CELL_H + 6) as u32);
+    let size = (
+        (COLS * CELL_W + 2 * LEFT) as u32,
+        (TOP + rows * CELL_H + 4) as u32,
+    );
     let draw = || -> DrawResult {
         let root = BitMapBackend::new(path, size).into_drawing_area();
         root.fill(&WHITE)?;
-        root.draw(&Text::new(
-            format!("W rows as images: {title}"),
+        root.draw(&Label::new(
+            format!("Rows of W as images: {title}"),
             (LEFT as i32, 12),
-            (FONT, 16).into_font().color(&BLACK),
+            16.0,
         ))?;
         for (k, name) in CLASS_NAMES.iter().enumerate() {
             let x0 = LEFT + (k % COLS) * CELL_W + (CELL_W - tile) / 2;
             let y0 = TOP + (k / COLS) * CELL_H;
-            let pixels = class_image(w.row(k));
-            for (p, rgb) in pixels.iter().enumerate() {
+            for (p, rgb) in class_image(w.row(k)).iter().enumerate() {
                 let (r, c) = (p / IMAGE_SIDE, p % IMAGE_SIDE);
                 let (x, y) = ((x0 + c * SCALE) as i32, (y0 + r * SCALE) as i32);
                 root.draw(&Rectangle::new(
-                    [(x, y), (x + SCALE as i32 - 1, y + SCALE as i32 - 1)],
+                    [(x, y), (x + SCALE as i32, y + SCALE as i32)],
                     RGBColor(rgb[0], rgb[1], rgb[2]).filled(),
                 ))?;
             }
-            let style = (FONT, 15)
-                .into_font()
-                .color(&BLACK)
-                .pos(plotters::style::text_anchor::Pos::new(
-                    plotters::style::text_anchor::HPos::Center,
-                    plotters::style::text_anchor::VPos::Top,
-                ));
-            root.draw(&Text::new(
-                name.to_string(),
-                ((x0 + tile / 2) as i32, (y0 + tile + 6) as i32),
-                style,
-            ))?;
+            let center = (x0 + tile / 2) as i32;
+            root.draw(&Label::new(*name, (center, (y0 + tile + 6) as i32), 15.0).centered())?;
         }
         root.present()?;
         Ok(())
@@ -487,7 +730,19 @@ mod tests {
     #[test]
     fn constant_row_is_grey_not_nan() {
         let row = Array1::<f64>::from_elem(IMAGE_LEN, 3.0);
-        assert!(class_image(row.view()).iter().all(|p| *p == [128, 128, 128]));
+        assert!(
+            class_image(row.view())
+                .iter()
+                .all(|p| *p == [128, 128, 128])
+        );
+    }
+
+    #[test]
+    fn embedded_font_parses_and_labels_have_width() {
+        assert!(register_font().is_ok());
+        let w = Label::new("airplane", (0, 0), 15.0).width();
+        assert!(w > 30.0 && w < 120.0, "{w}");
+        assert!(Label::new("", (0, 0), 15.0).width() == 0.0);
     }
 
     #[test]

@@ -180,7 +180,11 @@ fn write_settings_table(h: &mut String, summary: &Summary) {
             .map(|i| format!("{} = {}", PARAM_COLUMNS[i], escape(&first.params[i])))
             .collect();
         if !fixed.is_empty() {
-            let _ = writeln!(h, "<p class=\"note\">Same in every setting: {}.</p>", fixed.join(", "));
+            let _ = writeln!(
+                h,
+                "<p class=\"note\">Same in every setting: {}.</p>",
+                fixed.join(", ")
+            );
         }
     }
     h.push_str("<div class=\"table-wrap\"><table id=\"settings\">\n<thead><tr><th>rank</th><th class=\"id\">setting</th>");
@@ -192,7 +196,11 @@ fn write_settings_table(h: &mut String, summary: &Summary) {
          <th>train cost</th><th>val cost</th><th>test cost</th></tr></thead>\n<tbody>\n",
     );
     for s in &summary.settings {
-        let class = if s.rank == Some(1) { " class=\"rank1\"" } else { "" };
+        let class = if s.rank == Some(1) {
+            " class=\"rank1\""
+        } else {
+            ""
+        };
         let _ = write!(
             h,
             "<tr{class}><td>{}</td><td class=\"id\"><a href=\"#{}\">{}</a></td>",
@@ -232,7 +240,7 @@ fn write_gradcheck(h: &mut String, rows: &[GradcheckRow]) {
          <th>max rel. err. W</th><th>max rel. err. b</th></tr></thead>\n<tbody>\n",
     );
     let num = |r: Option<&GradcheckRow>, f: fn(&GradcheckRow) -> f64| {
-        r.map(|r| f(r))
+        r.map(f)
             .filter(|v| !v.is_nan())
             .map(|v| format!("{v:.2e}"))
             .unwrap_or_else(|| "–".into())
@@ -309,12 +317,20 @@ fn write_details(h: &mut String, summary: &Summary) {
             .skip(1)
             .filter_map(|id| {
                 summary.figures.montages.get(id).map(|rel| {
-                    format!("<a href=\"{}\"><code>{}</code></a>", url_path(rel), escape(id))
+                    format!(
+                        "<a href=\"{}\"><code>{}</code></a>",
+                        url_path(rel),
+                        escape(id)
+                    )
                 })
             })
             .collect();
         if !others.is_empty() {
-            let _ = writeln!(h, "<p class=\"note\">Weights of the other seeds: {}.</p>", others.join(", "));
+            let _ = writeln!(
+                h,
+                "<p class=\"note\">Weights of the other seeds: {}.</p>",
+                others.join(", ")
+            );
         }
         h.push_str("</section>\n");
     }
@@ -354,12 +370,18 @@ mod tests {
 
     #[test]
     fn escape_covers_markup_characters() {
-        assert_eq!(escape(r#"<a href="x">&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            escape(r#"<a href="x">&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
+        );
     }
 
     #[test]
     fn url_path_keeps_id_characters_and_encodes_the_rest() {
-        assert_eq!(url_path("figures/curves_lambda=0.1_eta=1e-3.png"), "figures/curves_lambda=0.1_eta=1e-3.png");
+        assert_eq!(
+            url_path("figures/curves_lambda=0.1_eta=1e-3.png"),
+            "figures/curves_lambda=0.1_eta=1e-3.png"
+        );
         assert_eq!(url_path("figures/a b+c.png"), "figures/a%20b%2Bc.png");
     }
 }

@@ -510,9 +510,7 @@ impl Summary {
         for s in &self.settings {
             let mut row: Vec<String> = vec![s.setting_id.clone()];
             row.extend(s.params.iter().cloned());
-            row.extend(
-                [s.n(), s.n_planned(), s.n_diverged, s.n_failed].map(|v| v.to_string()),
-            );
+            row.extend([s.n(), s.n_planned(), s.n_diverged, s.n_failed].map(|v| v.to_string()));
             for st in &s.stats {
                 row.extend([st.mean, st.std, st.min, st.max].map(csv_number));
             }
@@ -520,8 +518,11 @@ impl Summary {
             w.write_record(&row)
                 .expect("invariant broken: writing CSV to memory cannot fail");
         }
-        String::from_utf8(w.into_inner().expect("invariant broken: in-memory CSV flush"))
-            .expect("invariant broken: CSV of UTF-8 strings is UTF-8")
+        String::from_utf8(
+            w.into_inner()
+                .expect("invariant broken: in-memory CSV flush"),
+        )
+        .expect("invariant broken: CSV of UTF-8 strings is UTF-8")
     }
 
     fn to_table(&self, markdown: bool) -> String {
@@ -617,7 +618,11 @@ impl Summary {
 /// Writes NaN as an empty cell (pandas reads it back as NaN) and every other value with
 /// Rust's shortest round-trip formatting, so `summary.csv` loses no precision.
 fn csv_number(v: f64) -> String {
-    if v.is_nan() { String::new() } else { v.to_string() }
+    if v.is_nan() {
+        String::new()
+    } else {
+        v.to_string()
+    }
 }
 
 fn mean_pm_std(st: &Stats, scale: f64, digits: usize) -> String {
@@ -760,7 +765,11 @@ fn write_figures(dir: &Path, summary: &Summary) -> Result<FigureIndex, SummaryEr
     let mut index = FigureIndex::default();
     let mut curve_jobs = Vec::new();
     for s in &summary.settings {
-        let runs: Vec<&RunCurves> = s.ok_run_ids.iter().filter_map(|id| curves.get(id)).collect();
+        let runs: Vec<&RunCurves> = s
+            .ok_run_ids
+            .iter()
+            .filter_map(|id| curves.get(id))
+            .collect();
         if runs.is_empty() {
             continue;
         }
@@ -788,9 +797,7 @@ fn write_figures(dir: &Path, summary: &Summary) -> Result<FigureIndex, SummaryEr
             .settings
             .iter()
             .filter_map(|s| {
-                let (_, c) = curve_jobs
-                    .iter()
-                    .find(|(_, c)| c.title == s.setting_id)?;
+                let (_, c) = curve_jobs.iter().find(|(_, c)| c.title == s.setting_id)?;
                 Some(OverlayLine {
                     label: match s.rank {
                         Some(r) => format!("#{r} {}", s.setting_id),
@@ -901,10 +908,8 @@ fn read_curves(
     wanted: &HashSet<&str>,
 ) -> Result<HashMap<String, RunCurves>, SummaryError> {
     let (mut reader, cols) = open_csv(path)?;
-    let [id_c, epoch_c, split_c, loss_c, cost_c, acc_c] = [
-        "run_id", "epoch", "split", "loss", "cost", "accuracy",
-    ]
-    .map(|c| cols.index(c));
+    let [id_c, epoch_c, split_c, loss_c, cost_c, acc_c] =
+        ["run_id", "epoch", "split", "loss", "cost", "accuracy"].map(|c| cols.index(c));
     let [id_c, epoch_c, split_c, loss_c, cost_c, acc_c] =
         [id_c?, epoch_c?, split_c?, loss_c?, cost_c?, acc_c?];
     let mut out: HashMap<String, RunCurves> = HashMap::new();
@@ -1085,9 +1090,16 @@ pub fn read_plan(path: &Path) -> Result<Vec<PlannedRun>, SummaryError> {
     Ok(plan)
 }
 
-fn check_param(path: &Path, line: u64, column: &'static str, value: &str) -> Result<(), SummaryError> {
+fn check_param(
+    path: &Path,
+    line: u64,
+    column: &'static str,
+    value: &str,
+) -> Result<(), SummaryError> {
     match column {
-        "lambda" | "eta" | "init_std" => parse::<f64>(path, line, column, value, "a number").map(drop),
+        "lambda" | "eta" | "init_std" => {
+            parse::<f64>(path, line, column, value, "a number").map(drop)
+        }
         "batch_size" | "epochs" => {
             parse::<u64>(path, line, column, value, "an unsigned integer").map(drop)
         }
@@ -1140,7 +1152,13 @@ pub fn read_results(path: &Path) -> Result<Vec<RunResult>, SummaryError> {
         };
         let diverged_epoch = match rec[div_c].trim() {
             "" => None,
-            v => Some(parse(path, line, "diverged_epoch", v, "an integer epoch or an empty cell")?),
+            v => Some(parse(
+                path,
+                line,
+                "diverged_epoch",
+                v,
+                "an integer epoch or an empty cell",
+            )?),
         };
         let mut metrics = [f64::NAN; 6];
         for (m, &c) in Metric::ALL.iter().zip(&metric_cs) {
@@ -1243,7 +1261,11 @@ mod tests {
             status,
             diverged_epoch: (status == RunStatus::Diverged).then_some(2),
             metrics: [0.5, val_acc, f64::NAN, 1.0, 2.0, f64::NAN],
-            error: if status == RunStatus::Failed { "out of memory".into() } else { String::new() },
+            error: if status == RunStatus::Failed {
+                "out of memory".into()
+            } else {
+                String::new()
+            },
         }
     }
 
@@ -1256,7 +1278,11 @@ mod tests {
         assert_relative_eq!(s.std, (5.0f64 / 3.0).sqrt(), max_relative = 1e-15);
         assert_eq!((s.min, s.max), (1.0, 4.0));
         // pandas: pd.Series([0.3, 0.5]).std() == 0.14142135623730953.
-        assert_relative_eq!(Stats::of(&[0.3, 0.5]).std, 0.141_421_356_237_309_53, max_relative = 1e-15);
+        assert_relative_eq!(
+            Stats::of(&[0.3, 0.5]).std,
+            0.141_421_356_237_309_53,
+            max_relative = 1e-15
+        );
     }
 
     #[test]
@@ -1305,15 +1331,32 @@ mod tests {
         assert_eq!(ids, ["lambda=1", "lambda=0"]);
         let (best, second) = (&s.settings[0], &s.settings[1]);
         assert_eq!((best.rank, second.rank), (Some(1), Some(2)));
-        assert_eq!((best.n(), best.n_planned(), best.n_diverged, best.n_failed), (1, 3, 0, 1));
-        assert_eq!((second.n(), second.n_planned(), second.n_diverged, second.n_failed), (2, 3, 1, 0));
+        assert_eq!(
+            (best.n(), best.n_planned(), best.n_diverged, best.n_failed),
+            (1, 3, 0, 1)
+        );
+        assert_eq!(
+            (
+                second.n(),
+                second.n_planned(),
+                second.n_diverged,
+                second.n_failed
+            ),
+            (2, 3, 1, 0)
+        );
         let v = second.stat(Metric::ValAccuracy);
         assert_relative_eq!(v.mean, 0.32, max_relative = 1e-12);
         assert_relative_eq!(v.std, 0.02 * 2f64.sqrt(), max_relative = 1e-12);
         assert_eq!(second.stat(Metric::TestAccuracy).n, 0);
         let m = s.missing();
         assert_eq!(m.unfinished, ["lambda=1_seed=3"]);
-        assert_eq!(m.diverged, [DivergedRun { run_id: "lambda=0_seed=3".into(), epoch: Some(2) }]);
+        assert_eq!(
+            m.diverged,
+            [DivergedRun {
+                run_id: "lambda=0_seed=3".into(),
+                epoch: Some(2)
+            }]
+        );
         assert_eq!(m.failed[0].run_id, "lambda=1_seed=2");
         assert_eq!(m.unplanned, ["lambda=9_seed=1"]);
         assert_eq!(s.best().map(|b| b.setting_id.as_str()), Some("lambda=1"));
@@ -1331,16 +1374,24 @@ mod tests {
             result("c_seed=1", RunStatus::Ok, 0.5),
         ];
         let s = Summary::from_runs("t", &plan, &results).unwrap();
-        let ranks: Vec<(&str, Option<usize>)> =
-            s.settings.iter().map(|x| (x.setting_id.as_str(), x.rank)).collect();
-        assert_eq!(ranks, [("b", Some(1)), ("c", Some(1)), ("a", Some(3)), ("d", None)]);
+        let ranks: Vec<(&str, Option<usize>)> = s
+            .settings
+            .iter()
+            .map(|x| (x.setting_id.as_str(), x.rank))
+            .collect();
+        assert_eq!(
+            ranks,
+            [("b", Some(1)), ("c", Some(1)), ("a", Some(3)), ("d", None)]
+        );
     }
 
     #[test]
     fn inconsistent_parameters_within_a_setting_are_rejected() {
         let plan = vec![planned("x_seed=1", "0.1"), planned("x_seed=2", "0.2")];
         let err = Summary::from_runs("t", &plan, &[]).unwrap_err();
-        assert!(matches!(err, SummaryError::InconsistentSetting { ref run_id, .. } if run_id == "x_seed=2"));
+        assert!(
+            matches!(err, SummaryError::InconsistentSetting { ref run_id, .. } if run_id == "x_seed=2")
+        );
     }
 
     #[test]
@@ -1383,7 +1434,10 @@ mod tests {
 
     fn write(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        File::create(path).unwrap().write_all(text.as_bytes()).unwrap();
+        File::create(path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
     }
 
     const PLAN_HEADER: &str = "run_id,lambda,eta,batch_size,epochs,seed,shuffle,precision,init_std";
@@ -1398,28 +1452,68 @@ mod tests {
              a_seed=1,0,0.1,100,3,1,true,f32,0.01,done,,1,1,0.5,1,1,0.5,,,,1.0,\n",
         );
         let err = read_results(&path).unwrap_err();
-        assert!(matches!(err, SummaryError::BadValue { column: "status", line: 2, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                SummaryError::BadValue {
+                    column: "status",
+                    line: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
 
         let plan = dir.path().join("plan.csv");
         write(
             &plan,
-            &format!("{PLAN_HEADER}\na_seed=1,0,0.1,100,3,1,true,f32,0.01\na_seed=1,0,0.1,100,3,1,true,f32,0.01\n"),
+            &format!(
+                "{PLAN_HEADER}\na_seed=1,0,0.1,100,3,1,true,f32,0.01\na_seed=1,0,0.1,100,3,1,true,f32,0.01\n"
+            ),
         );
         let err = read_plan(&plan).unwrap_err();
-        assert!(matches!(err, SummaryError::DuplicateRun { first: 2, second: 3, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                SummaryError::DuplicateRun {
+                    first: 2,
+                    second: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
 
-        write(&plan, &format!("{PLAN_HEADER}\na_seed=1,0,0.1,100,3,1,maybe,f32,0.01\n"));
+        write(
+            &plan,
+            &format!("{PLAN_HEADER}\na_seed=1,0,0.1,100,3,1,maybe,f32,0.01\n"),
+        );
         let err = read_plan(&plan).unwrap_err();
-        assert!(matches!(err, SummaryError::BadValue { column: "shuffle", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                SummaryError::BadValue {
+                    column: "shuffle",
+                    ..
+                }
+            ),
+            "{err}"
+        );
 
         write(&plan, "run_id,lambda,seed\na,0,1\n");
-        assert!(matches!(read_plan(&plan).unwrap_err(), SummaryError::MissingColumn { column: "eta", .. }));
+        assert!(matches!(
+            read_plan(&plan).unwrap_err(),
+            SummaryError::MissingColumn { column: "eta", .. }
+        ));
     }
 
     #[test]
     fn find_sweeps_accepts_a_sweep_or_a_folder_of_sweeps() {
         let root = tempfile::tempdir().unwrap();
-        assert!(matches!(find_sweeps(root.path()).unwrap_err(), SummaryError::NoSweeps { .. }));
+        assert!(matches!(
+            find_sweeps(root.path()).unwrap_err(),
+            SummaryError::NoSweeps { .. }
+        ));
         for name in ["b", "a"] {
             write(&root.path().join(name).join("plan.csv"), PLAN_HEADER);
         }
@@ -1461,7 +1555,10 @@ mod tests {
                     results.push_str(&format!("{id},{params},diverged,2,,,,,,,,,,1.0,\n"));
                 }
                 for epoch in 0..=3u32 {
-                    for (split, acc) in [("train", 0.1 + 0.1 * epoch as f64), ("val", val * epoch as f64 / 3.0)] {
+                    for (split, acc) in [
+                        ("train", 0.1 + 0.1 * epoch as f64),
+                        ("val", val * epoch as f64 / 3.0),
+                    ] {
                         let loss = 2.3 - 0.2 * epoch as f64 - 0.01 * seed as f64;
                         metrics.push_str(&format!(
                             "{id},{params},{epoch},{split},{loss},{},{acc}\n",
@@ -1524,12 +1621,29 @@ mod tests {
             .map(|(_, v)| *v)
             .collect();
         let expected_mean = first_setting.iter().sum::<f64>() / first_setting.len() as f64;
-        assert_eq!(&rows[0][col("setting_id")], "lambda=0_eta=0.001_batch=100_epochs=3");
+        assert_eq!(
+            &rows[0][col("setting_id")],
+            "lambda=0_eta=0.001_batch=100_epochs=3"
+        );
         assert_eq!(&rows[0][col("n")], "3");
-        assert_relative_eq!(rows[0][col("val_accuracy_mean")].parse::<f64>().unwrap(), expected_mean, max_relative = 1e-12);
-        assert_eq!((&rows[1][col("n")], &rows[1][col("n_planned")], &rows[1][col("n_diverged")]), ("1", "3", "1"));
+        assert_relative_eq!(
+            rows[0][col("val_accuracy_mean")].parse::<f64>().unwrap(),
+            expected_mean,
+            max_relative = 1e-12
+        );
+        assert_eq!(
+            (
+                &rows[1][col("n")],
+                &rows[1][col("n_planned")],
+                &rows[1][col("n_diverged")]
+            ),
+            ("1", "3", "1")
+        );
         assert_eq!(&rows[1][col("val_accuracy_std")], "");
-        assert_eq!(summary.missing().unfinished, ["lambda=0.1_eta=0.001_batch=100_epochs=3_seed=3"]);
+        assert_eq!(
+            summary.missing().unfinished,
+            ["lambda=0.1_eta=0.001_batch=100_epochs=3_seed=3"]
+        );
 
         let figures_dir = dir.join("figures");
         let mut pngs: Vec<PathBuf> = std::fs::read_dir(&figures_dir)
@@ -1541,7 +1655,11 @@ mod tests {
         assert_eq!(pngs.len(), 7, "{pngs:?}");
         for p in &pngs {
             let (w, h) = png_size(p);
-            assert!((300..=3000).contains(&w) && (200..=2000).contains(&h), "{}: {w}x{h}", p.display());
+            assert!(
+                (300..=3000).contains(&w) && (200..=2000).contains(&h),
+                "{}: {w}x{h}",
+                p.display()
+            );
         }
         assert_eq!(summary.figures.montages.len(), 4);
         assert_eq!(summary.figures.curves.len(), 2);
@@ -1552,9 +1670,20 @@ mod tests {
         assert_eq!(tbody.matches("<tr").count(), 2);
         assert!(html.contains("id=\"gradcheck-table\""));
         assert!(html.contains("3.10e-7"), "max relative error of W is shown");
-        assert!(html.contains("lambda=0.1_eta=0.001_batch=100_epochs=3_seed=3"), "unfinished run is listed");
-        for rel in summary.figures.curves.values().chain(summary.figures.montages.values()) {
-            assert!(html.contains(&format!("=\"{rel}\"")), "report shows or links {rel}");
+        assert!(
+            html.contains("lambda=0.1_eta=0.001_batch=100_epochs=3_seed=3"),
+            "unfinished run is listed"
+        );
+        for rel in summary
+            .figures
+            .curves
+            .values()
+            .chain(summary.figures.montages.values())
+        {
+            assert!(
+                html.contains(&format!("=\"{rel}\"")),
+                "report shows or links {rel}"
+            );
         }
     }
 
