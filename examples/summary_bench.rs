@@ -2,7 +2,8 @@
 //! weights, a few diverged/failed/unfinished runs) and times `summarize_sweep` on it.
 //!
 //! Usage: `cargo run --release --example summary_bench -- OUT_DIR [SETTINGS] [SEEDS] [EPOCHS]`
-//! (defaults 200 settings x 5 seeds x 40 epochs = 1,000 runs).
+//! (defaults 200 settings x 5 seeds x 40 epochs = 1,000 runs). With SUMMARY_BENCH_KEEP=1
+//! it only summarizes OUT_DIR again.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -35,6 +36,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let etas = [0.001, 0.005, 0.01, 0.05, 0.1, 0.0005, 0.0001, 0.002];
     let batches = [10, 20, 50, 100, 200];
 
+    // SUMMARY_BENCH_KEEP=1 re-summarizes an existing folder (e.g. with real weights
+    // dropped in) instead of writing a new one.
+    if std::env::var_os("SUMMARY_BENCH_KEEP").is_some() {
+        let summary = summarize_sweep(out, &SummaryOptions::default())?;
+        print!("{}", summary.render(TableFormat::Table));
+        return Ok(());
+    }
     let _ = fs::remove_dir_all(out);
     fs::create_dir_all(out.join("runs"))?;
     let head = "run_id,lambda,eta,batch_size,epochs,seed,shuffle,precision,init_std";

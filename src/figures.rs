@@ -41,6 +41,8 @@ pub const IMAGE_SIDE: usize = 32;
 pub const IMAGE_LEN: usize = 3 * IMAGE_SIDE * IMAGE_SIDE;
 /// Each weight pixel becomes a SCALE x SCALE block so a 32x32 tile is visible.
 const SCALE: usize = 4;
+/// zlib effort for the PNGs; see `render_png`.
+const PNG_COMPRESSION: png::Compression = png::Compression::Default;
 
 static DEJAVU_SANS: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 const FONT: &str = "sans-serif";
@@ -276,6 +278,34 @@ fn draw_failed(path: &Path) -> impl Fn(Box<dyn StdError>) -> FigureError + '_ {
     }
 }
 
+/// Draws into an RGB buffer with `draw` and writes it as a PNG. Encoding ourselves with
+/// the `png` crate and adaptive filtering makes the line charts about a third the size of
+/// plotters' own encoder (which also needs the `image` crate); see the summary bench.
+fn render_png(
+    path: &Path,
+    (width, height): (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> DrawResult,
+) -> Result<(), FigureError> {
+    let failed = draw_failed(path);
+    let mut buf = vec![255u8; width as usize * height as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
+        draw(&root).map_err(&failed)?;
+        root.present().map_err(|e| failed(e.into()))?;
+    }
+    let file = std::fs::File::create(path).map_err(|e| failed(e.into()))?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(PNG_COMPRESSION);
+    encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+    let mut writer = encoder.write_header().map_err(|e| failed(e.into()))?;
+    writer
+        .write_image_data(&buf)
+        .map_err(|e| failed(e.into()))?;
+    writer.finish().map_err(|e| failed(e.into()))
+}
+
 /// The x range covering every band's epochs, at least one epoch wide.
 fn epoch_range<'a>(bands: impl IntoIterator<Item = &'a Band>) -> Range<f64> {
     let last = bands
@@ -457,8 +487,7 @@ where
 /// Draws loss, cost and accuracy (train and val) of one setting side by side.
 pub fn draw_setting_curves(path: &Path, curves: &SettingCurves) -> Result<(), FigureError> {
     register_font()?;
-    let draw = || -> DrawResult {
-        let root = BitMapBackend::new(path, (1500, 500)).into_drawing_area();
+    render_png(path, (1500, 500), |root| {
         root.fill(&WHITE)?;
         let seeds = if curves.n_runs == 1 {
             "1 seed".to_string()
@@ -475,7 +504,7 @@ pub fn draw_setting_curves(path: &Path, curves: &SettingCurves) -> Result<(), Fi
             curves.accuracy[1].scaled(100.0),
         ];
         draw_panel(
-            &root,
+            root,
             &panels[0],
             "Loss (cross-entropy)",
             "loss",
@@ -486,7 +515,7 @@ pub fn draw_setting_curves(path: &Path, curves: &SettingCurves) -> Result<(), Fi
             false,
         )?;
         draw_panel(
-            &root,
+            root,
             &panels[1],
             "Cost (loss + λ‖W‖²)",
             "cost",
@@ -497,17 +526,15 @@ pub fn draw_setting_curves(path: &Path, curves: &SettingCurves) -> Result<(), Fi
             false,
         )?;
         draw_panel(
-            &root,
+            root,
             &panels[2],
             "Accuracy",
             "accuracy (%)",
             &[("train", TRAIN, &acc[0]), ("val", VAL, &acc[1])],
             true,
         )?;
-        root.present()?;
         Ok(())
-    };
-    draw().map_err(draw_failed(path))
+    })
 }
 
 /// How many overlay lines get a colour and a legend entry; the rest are drawn in grey so
@@ -524,8 +551,7 @@ pub fn draw_val_accuracy_overlay(
     register_font()?;
     const WIDTH: u32 = 1300;
     const PLOT_W: u32 = 820;
-    let draw = || -> DrawResult {
-        let root = BitMapBackend::new(path, (WIDTH, 620)).into_drawing_area();
+    render_png(path, (WIDTH, 620), |root| {
         root.fill(&WHITE)?;
         let title = format!("Validation accuracy per epoch, mean over seeds: {sweep_name}");
         root.draw(&Label::new(title, (WIDTH as i32 / 2, 10), 22.0).centered())?;
@@ -596,10 +622,8 @@ pub fn draw_val_accuracy_overlay(
             root.draw(&Label::new(text, (x0 + 34, y), 14.0))?;
             y += 26;
         }
-        root.present()?;
         Ok(())
-    };
-    draw().map_err(draw_failed(path))
+    })
 }
 
 fn mean_only(b: &Band) -> Band {
@@ -658,8 +682,7 @@ pub fn draw_weight_montage(path: &Path, title: &str, w: &Array2<f64>) -> Result<
         (COLS * CELL_W + 2 * LEFT) as u32,
         (TOP + rows * CELL_H + 4) as u32,
     );
-    let draw = || -> DrawResult {
-        let root = BitMapBackend::new(path, size).into_drawing_area();
+    render_png(path, size, |root| {
         root.fill(&WHITE)?;
         root.draw(&Label::new(
             format!("Rows of W as images: {title}"),
@@ -680,10 +703,8 @@ pub fn draw_weight_montage(path: &Path, title: &str, w: &Array2<f64>) -> Result<
             let center = (x0 + tile / 2) as i32;
             root.draw(&Label::new(*name, (center, (y0 + tile + 6) as i32), 15.0).centered())?;
         }
-        root.present()?;
         Ok(())
-    };
-    draw().map_err(draw_failed(path))
+    })
 }
 
 #[cfg(test)]
