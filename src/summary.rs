@@ -748,6 +748,7 @@ fn write_figures(dir: &Path, summary: &Summary) -> Result<FigureIndex, SummaryEr
         path: fig_dir.clone(),
         source,
     })?;
+    remove_old_figures(&fig_dir)?;
     figures::register_font()?;
 
     let wanted: HashSet<&str> = summary
@@ -848,6 +849,30 @@ fn write_figures(dir: &Path, summary: &Summary) -> Result<FigureIndex, SummaryEr
         .collect::<Result<Vec<_>, SummaryError>>()?;
     index.montages = drawn.into_iter().flatten().collect();
     Ok(index)
+}
+
+/// Deletes the figures an earlier summary wrote, so that `figures/` never shows a run
+/// that has since been removed or a montage the cap now skips. Other files are kept.
+fn remove_old_figures(fig_dir: &Path) -> Result<(), SummaryError> {
+    let write_err = |source| SummaryError::Write {
+        path: fig_dir.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(fig_dir).map_err(write_err)? {
+        let path = entry.map_err(write_err)?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ours = name.ends_with(".png")
+            && (name.starts_with("curves_")
+                || name.starts_with("weights_")
+                || name == "val_accuracy_all.png");
+        if ours {
+            std::fs::remove_file(&path).map_err(|source| SummaryError::Write { path, source })?;
+        }
+    }
+    Ok(())
 }
 
 /// A file-name-safe form of a run or setting id. Ids are made of `[A-Za-z0-9._=-]`
@@ -1685,6 +1710,19 @@ mod tests {
                 "report shows or links {rel}"
             );
         }
+    }
+
+    #[test]
+    fn a_second_summary_removes_figures_of_runs_that_are_gone() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_synthetic_sweep(tmp.path());
+        let figures = tmp.path().join("figures");
+        std::fs::create_dir_all(&figures).unwrap();
+        write(&figures.join("weights_old-run.png"), "stale");
+        write(&figures.join("notes.txt"), "kept");
+        summarize_sweep(tmp.path(), &SummaryOptions::default()).unwrap();
+        assert!(!figures.join("weights_old-run.png").exists());
+        assert!(figures.join("notes.txt").exists());
     }
 
     #[test]
