@@ -20,8 +20,10 @@ h3 { font-size: 1.1rem; margin: 28px 0 6px; font-family: ui-monospace, "DejaVu S
 p.lede { color: var(--muted); margin-top: 0; }
 .callout { border-left: 4px solid var(--warn); background: #fff7ed; padding: 8px 14px; margin: 16px 0; }
 .best { border-left: 4px solid var(--accent); background: #eff6fc; padding: 10px 16px; }
-table { border-collapse: collapse; margin: 8px 0; font-size: 0.92rem; }
-th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
+.best code { font-size: 1.05rem; font-weight: 600; }
+.best p { margin: 4px 0; }
+table { border-collapse: collapse; margin: 8px 0; font-size: 0.86rem; }
+th, td { padding: 4px 7px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
 th { background: #eef1f6; position: sticky; top: 0; }
 td.id, th.id { text-align: left; font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
 tbody tr:nth-child(even) { background: var(--stripe); }
@@ -216,9 +218,9 @@ fn write_settings_table(h: &mut String, summary: &Summary) {
             (Metric::TrainAccuracy, 100.0, 2),
             (Metric::ValAccuracy, 100.0, 2),
             (Metric::TestAccuracy, 100.0, 2),
-            (Metric::TrainCost, 1.0, 4),
-            (Metric::ValCost, 1.0, 4),
-            (Metric::TestCost, 1.0, 4),
+            (Metric::TrainCost, 1.0, 3),
+            (Metric::ValCost, 1.0, 3),
+            (Metric::TestCost, 1.0, 3),
         ] {
             let _ = write!(h, "<td>{}</td>", pm(s.stat(m), scale, digits));
         }
