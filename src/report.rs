@@ -1,0 +1,389 @@
+//! The HTML report of a sweep: one self-contained page laid out like a lab report (title,
+//! settings table, best setting, gradient check, per-setting figures and weight montages,
+//! missing runs). It has inline CSS and references images by relative path
+//! (`figures/...`), so it opens straight from disk without a server or network.
+
+use std::fmt::Write as _;
+
+use crate::summary::{
+    GradcheckRow, Metric, PARAM_COLUMNS, SettingSummary, Stats, Summary, gradcheck_groups,
+};
+
+const CSS: &str = r#"
+:root { --fg: #1d2330; --muted: #5b6475; --line: #d9dde5; --stripe: #f5f7fa; --accent: #1f77b4; --warn: #b45309; }
+* { box-sizing: border-box; }
+body { font-family: system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: var(--fg);
+       max-width: 1560px; margin: 0 auto; padding: 24px 32px 64px; line-height: 1.45; }
+h1 { font-size: 1.9rem; margin: 0 0 4px; }
+h2 { font-size: 1.35rem; margin: 40px 0 10px; padding-bottom: 4px; border-bottom: 2px solid var(--line); }
+h3 { font-size: 1.1rem; margin: 28px 0 6px; font-family: ui-monospace, "DejaVu Sans Mono", monospace; word-break: break-all; }
+p.lede { color: var(--muted); margin-top: 0; }
+.callout { border-left: 4px solid var(--warn); background: #fff7ed; padding: 8px 14px; margin: 16px 0; }
+.best { border-left: 4px solid var(--accent); background: #eff6fc; padding: 10px 16px; }
+.best code { font-size: 1.05rem; font-weight: 600; }
+.best p { margin: 4px 0; }
+table { border-collapse: collapse; margin: 8px 0; font-size: 0.86rem; }
+th, td { padding: 4px 7px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
+th { background: #eef1f6; position: sticky; top: 0; }
+td.id, th.id { text-align: left; font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
+tbody tr:nth-child(even) { background: var(--stripe); }
+tbody tr.rank1 { background: #e3effa; font-weight: 600; }
+td { font-variant-numeric: tabular-nums; }
+.table-wrap { overflow-x: auto; }
+.note { color: var(--muted); font-size: 0.88rem; }
+figure { margin: 10px 0 18px; }
+figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+figcaption { color: var(--muted); font-size: 0.88rem; }
+ul.missing { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 0.88rem; }
+a { color: var(--accent); }
+"#;
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Percent-encodes a relative path for an `src`/`href`, keeping `/` and the characters
+/// that ids are made of, so a file name with `=` or `+` still resolves from disk.
+fn url_path(path: &str) -> String {
+    let mut out = String::new();
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-=~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+fn pm(st: &Stats, scale: f64, digits: usize) -> String {
+    if st.n == 0 {
+        "–".into()
+    } else if st.std.is_nan() {
+        format!("{:.digits$}", st.mean * scale)
+    } else {
+        format!("{:.digits$} ± {:.digits$}", st.mean * scale, st.std * scale)
+    }
+}
+
+fn anchor(s: &SettingSummary) -> String {
+    format!(
+        "setting-{}",
+        s.setting_id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>()
+    )
+}
+
+/// Parameter columns whose value differs between settings; the others are stated once.
+fn varying_params(summary: &Summary) -> Vec<usize> {
+    (0..PARAM_COLUMNS.len())
+        .filter(|&i| {
+            summary
+                .settings
+                .first()
+                .is_some_and(|f| summary.settings.iter().any(|s| s.params[i] != f.params[i]))
+        })
+        .collect()
+}
+
+/// Renders the report page of `summary` (whose `figures` index says which images exist).
+pub fn render(summary: &Summary) -> String {
+    let mut h = String::new();
+    let name = escape(&summary.name);
+    let missing = summary.missing();
+    let n_ok: usize = summary.settings.iter().map(|s| s.n()).sum();
+    let _ = write!(
+        h,
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>Sweep report: {name}</title>\n<style>{CSS}</style>\n</head>\n<body>\n\
+         <h1>Sweep report: {name}</h1>\n"
+    );
+    let _ = writeln!(
+        h,
+        "<p class=\"lede\">{} settings, {} planned runs: {} ok, {} diverged, {} failed, {} unfinished. \
+         Softmax classifier on CIFAR-10; final metrics aggregated over seeds.</p>",
+        summary.settings.len(),
+        summary.n_planned,
+        n_ok,
+        missing.diverged.len(),
+        missing.failed.len(),
+        missing.unfinished.len()
+    );
+    if !missing.is_empty() {
+        let _ = writeln!(
+            h,
+            "<p class=\"callout\">Some planned runs are not in the averages; the n column shows how many \
+             seeds each mean is over. See <a href=\"#missing\">missing runs</a>.</p>"
+        );
+    }
+
+    write_best(&mut h, summary);
+    write_settings_table(&mut h, summary);
+    if let Some(rel) = &summary.figures.overlay {
+        let _ = writeln!(
+            h,
+            "<h2>Validation accuracy of every setting</h2>\n<figure><img src=\"{}\" alt=\"validation accuracy of every setting over epochs\" width=\"1300\" height=\"620\">\
+             <figcaption>Mean validation accuracy over seeds, per epoch; the legend is ordered by rank.</figcaption></figure>",
+            url_path(rel)
+        );
+    }
+    if let Some(rows) = &summary.gradcheck {
+        write_gradcheck(&mut h, rows);
+    }
+    write_details(&mut h, summary);
+    write_missing(&mut h, summary);
+    h.push_str("</body>\n</html>\n");
+    h
+}
+
+fn write_best(h: &mut String, summary: &Summary) {
+    h.push_str("<h2 id=\"best\">Best setting</h2>\n");
+    match summary.best() {
+        Some(b) => {
+            let _ = writeln!(
+                h,
+                "<div class=\"best\"><p><a href=\"#{}\"><code>{}</code></a></p>\
+                 <p>Validation accuracy {} %, test accuracy {} %, train accuracy {} % \
+                 (mean ± std over {} of {} planned seeds).</p></div>",
+                anchor(b),
+                escape(&b.setting_id),
+                pm(b.stat(Metric::ValAccuracy), 100.0, 2),
+                pm(b.stat(Metric::TestAccuracy), 100.0, 2),
+                pm(b.stat(Metric::TrainAccuracy), 100.0, 2),
+                b.n(),
+                b.n_planned()
+            );
+        }
+        None => h.push_str("<p>No run finished with status ok, so no setting can be ranked.</p>\n"),
+    }
+}
+
+fn write_settings_table(h: &mut String, summary: &Summary) {
+    let varying = varying_params(summary);
+    h.push_str("<h2>Settings</h2>\n");
+    if let Some(first) = summary.settings.first() {
+        let fixed: Vec<String> = (0..PARAM_COLUMNS.len())
+            .filter(|i| !varying.contains(i))
+            .map(|i| format!("{} = {}", PARAM_COLUMNS[i], escape(&first.params[i])))
+            .collect();
+        if !fixed.is_empty() {
+            let _ = writeln!(
+                h,
+                "<p class=\"note\">Same in every setting: {}.</p>",
+                fixed.join(", ")
+            );
+        }
+    }
+    h.push_str("<div class=\"table-wrap\"><table id=\"settings\">\n<thead><tr><th>rank</th><th class=\"id\">setting</th>");
+    for &i in &varying {
+        let _ = write!(h, "<th>{}</th>", PARAM_COLUMNS[i]);
+    }
+    h.push_str(
+        "<th>n / planned</th><th>train acc %</th><th>val acc %</th><th>test acc %</th>\
+         <th>train cost</th><th>val cost</th><th>test cost</th></tr></thead>\n<tbody>\n",
+    );
+    for s in &summary.settings {
+        let class = if s.rank == Some(1) {
+            " class=\"rank1\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            h,
+            "<tr{class}><td>{}</td><td class=\"id\"><a href=\"#{}\">{}</a></td>",
+            s.rank.map(|r| r.to_string()).unwrap_or_else(|| "–".into()),
+            anchor(s),
+            escape(&s.setting_id)
+        );
+        for &i in &varying {
+            let _ = write!(h, "<td>{}</td>", escape(&s.params[i]));
+        }
+        let _ = write!(h, "<td>{} / {}</td>", s.n(), s.n_planned());
+        for (m, scale, digits) in [
+            (Metric::TrainAccuracy, 100.0, 2),
+            (Metric::ValAccuracy, 100.0, 2),
+            (Metric::TestAccuracy, 100.0, 2),
+            (Metric::TrainCost, 1.0, 3),
+            (Metric::ValCost, 1.0, 3),
+            (Metric::TestCost, 1.0, 3),
+        ] {
+            let _ = write!(h, "<td>{}</td>", pm(s.stat(m), scale, digits));
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str(
+        "</tbody></table></div>\n<p class=\"note\">Mean ± sample standard deviation (ddof = 1) over the seeds \
+         that finished with status ok; no ± when only one did. Ranked by mean validation accuracy \
+         (ties share a rank). Full precision, min and max: <a href=\"summary.csv\">summary.csv</a>.</p>\n",
+    );
+}
+
+fn write_gradcheck(h: &mut String, rows: &[GradcheckRow]) {
+    h.push_str(
+        "<h2 id=\"gradcheck\">Gradient check</h2>\n<p class=\"note\">Analytic gradients against numerical \
+         ones: norm of the difference and largest relative error, for W and b.</p>\n\
+         <div class=\"table-wrap\"><table id=\"gradcheck-table\">\n<thead><tr><th>batch size</th>\
+         <th class=\"id\">segment</th><th>λ</th><th class=\"id\">method</th><th>‖ΔW‖</th><th>‖Δb‖</th>\
+         <th>max rel. err. W</th><th>max rel. err. b</th></tr></thead>\n<tbody>\n",
+    );
+    let num = |r: Option<&GradcheckRow>, f: fn(&GradcheckRow) -> f64| {
+        r.map(f)
+            .filter(|v| !v.is_nan())
+            .map(|v| format!("{v:.2e}"))
+            .unwrap_or_else(|| "–".into())
+    };
+    for [w, b] in gradcheck_groups(rows) {
+        let Some(any) = w.or(b) else { continue };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"id\">{}</td><td>{}</td><td class=\"id\">{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&any.batch_size),
+            escape(&any.segment),
+            escape(&any.lambda),
+            escape(&any.method),
+            num(w, |r| r.norm_diff),
+            num(b, |r| r.norm_diff),
+            num(w, |r| r.max_rel_err),
+            num(b, |r| r.max_rel_err),
+        );
+    }
+    h.push_str("</tbody></table></div>\n");
+}
+
+fn write_details(h: &mut String, summary: &Summary) {
+    h.push_str("<h2>Settings in detail</h2>\n");
+    for s in &summary.settings {
+        let rank = s.rank.map(|r| format!("#{r} ")).unwrap_or_default();
+        let _ = writeln!(
+            h,
+            "<section id=\"{}\">\n<h3>{rank}{}</h3>\n<p>{}; n = {} of {} planned; val acc {} %, test acc {} %.</p>",
+            anchor(s),
+            escape(&s.setting_id),
+            PARAM_COLUMNS
+                .iter()
+                .zip(&s.params)
+                .map(|(c, v)| format!("{c} = {}", escape(v)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            s.n(),
+            s.n_planned(),
+            pm(s.stat(Metric::ValAccuracy), 100.0, 2),
+            pm(s.stat(Metric::TestAccuracy), 100.0, 2),
+        );
+        match summary.figures.curves.get(&s.setting_id) {
+            Some(rel) => {
+                let _ = writeln!(
+                    h,
+                    "<figure><img src=\"{}\" alt=\"loss, cost and accuracy curves of {}\" width=\"1500\" height=\"480\" loading=\"lazy\">\
+                     <figcaption>Train (blue) and validation (orange) per epoch; line: mean over seeds, band: min..max.</figcaption></figure>",
+                    url_path(rel),
+                    escape(&s.setting_id)
+                );
+            }
+            None => h.push_str("<p class=\"note\">No curves: no run of this setting finished ok with per-epoch metrics.</p>\n"),
+        }
+        let first = s.ok_run_ids.first();
+        match first.and_then(|id| summary.figures.montages.get(id).map(|rel| (id, rel))) {
+            Some((id, rel)) => {
+                let _ = writeln!(
+                    h,
+                    "<figure><img src=\"{}\" alt=\"rows of W as images for run {}\" loading=\"lazy\">\
+                     <figcaption>Weights of run <code>{}</code>: each class's row of W as a 32×32 RGB image, \
+                     scaled to [0, 1] per class.</figcaption></figure>",
+                    url_path(rel),
+                    escape(id),
+                    escape(id)
+                );
+            }
+            None => h.push_str("<p class=\"note\">No weight montage: no run of this setting finished ok with a W.npy.</p>\n"),
+        }
+        let others: Vec<String> = s
+            .ok_run_ids
+            .iter()
+            .skip(1)
+            .filter_map(|id| {
+                summary.figures.montages.get(id).map(|rel| {
+                    format!(
+                        "<a href=\"{}\"><code>{}</code></a>",
+                        url_path(rel),
+                        escape(id)
+                    )
+                })
+            })
+            .collect();
+        if !others.is_empty() {
+            let _ = writeln!(
+                h,
+                "<p class=\"note\">Weights of the other seeds: {}.</p>",
+                others.join(", ")
+            );
+        }
+        h.push_str("</section>\n");
+    }
+    if summary.figures.montages_skipped > 0 {
+        let _ = writeln!(
+            h,
+            "<p class=\"note\">{} further runs have no weight montage: at most {} are drawn per sweep.</p>",
+            summary.figures.montages_skipped,
+            crate::summary::MAX_MONTAGES
+        );
+    }
+}
+
+fn write_missing(h: &mut String, summary: &Summary) {
+    let missing = summary.missing();
+    h.push_str("<h2 id=\"missing\">Missing, diverged and failed runs</h2>\n");
+    if missing.is_empty() {
+        h.push_str("<p>None: every planned run finished with status ok.</p>\n");
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<p>{} unfinished (planned, no result yet), {} diverged, {} failed. These runs are not in the means.</p>\n<ul class=\"missing\">",
+        missing.unfinished.len(),
+        missing.diverged.len(),
+        missing.failed.len()
+    );
+    for line in missing.lines() {
+        let _ = writeln!(h, "<li>{}</li>", escape(&line));
+    }
+    h.push_str("</ul>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_covers_markup_characters() {
+        assert_eq!(
+            escape(r#"<a href="x">&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn url_path_keeps_id_characters_and_encodes_the_rest() {
+        assert_eq!(
+            url_path("figures/curves_lambda=0.1_eta=1e-3.png"),
+            "figures/curves_lambda=0.1_eta=1e-3.png"
+        );
+        assert_eq!(url_path("figures/a b+c.png"), "figures/a%20b%2Bc.png");
+    }
+}
