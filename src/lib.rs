@@ -22,5 +22,5 @@ pub mod report;
 pub mod rng;
 pub mod shard;
 pub mod slurm;
-pub mod summary;
 pub mod spec;
+pub mod summary;
