@@ -13,7 +13,9 @@ use crate::data::{DataError, Dataset};
 use crate::exec::{self, ExecOptions, Progress, RunOutcome, RunStats};
 use crate::gradcheck::{self, CheckError};
 use crate::plan::{self, Plan, PlanError};
+use crate::shard::Shard;
 use crate::spec::{self, SpecError, ValidSpec};
+use crate::summary::{self, SummaryError, SummaryOptions};
 
 /// Everything `sweep run` needs.
 #[derive(Debug, Clone)]
@@ -24,6 +26,10 @@ pub struct RunOptions {
     pub jobs: NonZeroUsize,
     pub force: bool,
     pub fail_fast: bool,
+    /// Run only this shard of the plan.
+    pub shard: Shard,
+    /// Write summary.csv, figures and report.html at the end.
+    pub summarize: bool,
 }
 
 /// Why a sweep could not start (exit code 2).
@@ -39,6 +45,8 @@ pub enum AppError {
     Artifact(#[from] ArtifactError),
     #[error(transparent)]
     Check(#[from] CheckError),
+    #[error(transparent)]
+    Summary(#[from] SummaryError),
     #[error(
         "{spec}: run {run_id} has batch_size = {batch_size} but the training split has only {train} examples; \
          use a batch size from 1 to {train}"
@@ -64,6 +72,19 @@ pub fn plan_only(spec_path: &Path, data: Option<&Path>) -> Result<(ValidSpec, Pl
     let spec = spec::load(spec_path, data)?;
     let plan = plan::expand(&spec)?;
     Ok((spec, plan))
+}
+
+/// The runs of `plan` that belong to `shard`, in plan order. Shards are balanced by
+/// expected cost; every run of a sweep sees the same training set, so a run's cost is
+/// proportional to its epochs.
+pub fn shard_of(plan: &Plan, shard: Shard) -> Plan {
+    let costs: Vec<u64> = plan.runs.iter().map(|r| r.params.epochs as u64).collect();
+    Plan {
+        runs: crate::shard::select(&costs, shard)
+            .into_iter()
+            .map(|i| plan.runs[i].clone())
+            .collect(),
+    }
 }
 
 /// What a finished `sweep run` reports.
@@ -132,8 +153,17 @@ pub fn run(opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport, AppE
     let fingerprint = data.fingerprint();
     let dir = SweepDir::new(&opts.out, &spec.name);
     ensure_dir(dir.root())?;
-    let (done, pending) = exec::partition(&plan, &dir, &fingerprint, opts.force)?;
     dir.prepare(&spec.text, &plan)?;
+    let mine = shard_of(&plan, opts.shard);
+    if opts.shard.count() > 1 {
+        info!(
+            "shard {}: {} of the {} planned runs",
+            opts.shard,
+            mine.runs.len(),
+            plan.runs.len()
+        );
+    }
+    let (done, pending) = exec::partition(&mine, &dir, &fingerprint, opts.force)?;
     if !done.is_empty() {
         info!(
             "skipping {} of {} runs already finished in {} (--force retrains them)",
@@ -149,7 +179,8 @@ pub fn run(opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport, AppE
     };
     let trained = exec::execute(&pending, &data, &dir, &fingerprint, &exec_opts, progress);
 
-    if let Some(check) = &spec.gradcheck {
+    // The gradient check belongs to the first shard only.
+    if let Some(check) = spec.gradcheck.as_ref().filter(|_| opts.shard.index() == 0) {
         let key = format!("{check:?} data={fingerprint}");
         if opts.force || !dir.gradcheck_done(&key) {
             let t = Instant::now();
@@ -178,7 +209,18 @@ pub fn run(opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport, AppE
         .map(|(i, r)| (r.id.clone(), i))
         .collect();
     outcomes.sort_by_key(|o| order[&o.run.id]);
-    dir.rebuild_tables()?;
+    dir.with_lock(|| -> Result<(), AppError> {
+        dir.rebuild_tables()?;
+        if opts.summarize {
+            let s = summary::summarize_sweep(dir.root(), &SummaryOptions::default())?;
+            info!(
+                "summary: {} settings; report {}",
+                s.settings.len(),
+                dir.root().join("report.html").display()
+            );
+        }
+        Ok(())
+    })??;
     let stats = RunStats::from_outcomes(&outcomes);
     for o in &outcomes {
         match &o.result {
@@ -205,13 +247,23 @@ pub fn run(opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport, AppE
     })
 }
 
-/// `sweep summarize`: rebuilds the sweep-level tables of each sweep folder under `dir`.
-pub fn summarize(dir: &Path) -> Result<Vec<PathBuf>, AppError> {
+/// `sweep summarize`: rebuilds the sweep-level tables of each sweep folder under `dir`
+/// from its run folders, then aggregates over seeds and writes figures and the report.
+pub fn summarize(
+    dir: &Path,
+    opts: &SummaryOptions,
+) -> Result<Vec<(PathBuf, summary::Summary)>, AppError> {
     let sweeps = find_sweeps(dir)?;
-    for s in &sweeps {
-        SweepDir::open(s).rebuild_tables()?;
+    let mut out = Vec::new();
+    for s in sweeps {
+        let sweep = SweepDir::open(&s);
+        let summary = sweep.with_lock(|| -> Result<summary::Summary, AppError> {
+            sweep.rebuild_tables()?;
+            Ok(summary::summarize_sweep(&s, opts)?)
+        })??;
+        out.push((s, summary));
     }
-    Ok(sweeps)
+    Ok(out)
 }
 
 /// `dir` itself if it is a sweep folder (has `plan.csv`), else its sweep subfolders.

@@ -347,6 +347,42 @@ impl SweepDir {
         })
     }
 
+    /// Claims `id` for this process: an exclusive advisory lock (flock) on
+    /// `runs/.claims/<run_id>.lock`, held until the returned file is dropped. `None` when
+    /// another process holds it. The operating system releases the lock when its holder
+    /// dies, so a killed runner never blocks a run. (flock is per machine: on a network
+    /// file system shared by several machines, shard the sweep instead; see README.)
+    pub fn claim(&self, id: &RunId) -> Result<Option<fs::File>, ArtifactError> {
+        let dir = self.root.join("runs").join(".claims");
+        fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+        let path = dir.join(format!("{id}.lock"));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(write_err(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(ArtifactError::Write { path, source: e }),
+        }
+    }
+
+    /// Holds the sweep-wide lock (blocking) while `f` runs: serialises rebuilding the
+    /// sweep-level tables, so that whichever runner rebuilds last sees every finished run.
+    pub fn with_lock<R>(&self, f: impl FnOnce() -> R) -> Result<R, ArtifactError> {
+        let path = self.root.join(".lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(write_err(&path))?;
+        file.lock().map_err(write_err(&path))?;
+        Ok(f())
+    }
+
     /// Writes the gradient-check table and the spec it answers.
     pub fn write_gradcheck(&self, rows: &[CheckRow], key: &str) -> Result<(), ArtifactError> {
         let mut w = csv::Writer::from_writer(Vec::new());

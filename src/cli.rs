@@ -35,9 +35,81 @@ pub enum Command {
     /// Rebuild a sweep's tables from its run folders and summarise them.
     ///
     /// DIR is one sweep's output folder (out/<name>) or a folder of them (out/).
+    /// Writes summary.csv, figures/ and report.html in each sweep folder.
     ///
     /// Example: sweep summarize out/sample --format markdown
     Summarize(SummarizeArgs),
+    /// Get and check datasets.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Write (and optionally submit) Slurm scripts that run a sweep as a job array.
+    ///
+    /// Each array task runs `sweep run SPEC --shard slurm`; a dependent job
+    /// (afterany) runs `sweep summarize`. Resubmitting the same array redoes only
+    /// unfinished runs.
+    ///
+    /// Example: sweep slurm sweeps/report.toml --tasks 8 --time 01:00:00 --submit
+    Slurm(SlurmArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Download the CIFAR-10 binary version, check its md5s, and install it in
+    /// DIR/cifar-10-batches-bin.
+    ///
+    /// Example: sweep data fetch cifar10 --dir data
+    Fetch {
+        /// The dataset (only cifar10 for now).
+        #[arg(value_enum)]
+        dataset: Dataset,
+        /// Data folder.
+        #[arg(long, default_value = "data")]
+        dir: PathBuf,
+        /// Source archive (http, https or file://).
+        #[arg(long, env = sweep::fetch::URL_ENV, default_value = sweep::fetch::DEFAULT_URL)]
+        url: String,
+    },
+    /// Check the CIFAR-10 files in DIR (or DIR/cifar-10-batches-bin) against the known
+    /// sizes and md5s; lists each file as ok, missing or wrong.
+    ///
+    /// Example: sweep data verify data/cifar-10-batches-bin
+    Verify {
+        /// The folder to check.
+        dir: PathBuf,
+    },
+}
+
+/// Datasets `sweep data` knows.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Dataset {
+    Cifar10,
+}
+
+#[derive(Debug, Args)]
+pub struct SlurmArgs {
+    /// The sweep file (TOML).
+    pub spec: PathBuf,
+    /// Number of array tasks (shards).
+    #[arg(long)]
+    pub tasks: NonZeroUsize,
+    /// Output folder shared by all tasks.
+    #[arg(short, long, default_value = "out")]
+    pub out: PathBuf,
+    /// Slurm partition.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Time limit per task, e.g. 01:00:00.
+    #[arg(long)]
+    pub time: Option<String>,
+    /// CPUs per task (each task runs that many worker threads).
+    #[arg(long)]
+    pub cpus_per_task: Option<usize>,
+    /// Extra sbatch option, repeatable, e.g. --sbatch-arg=--mem=4G.
+    #[arg(long = "sbatch-arg", allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
+    /// Submit both scripts with sbatch and print the job ids.
+    #[arg(long)]
+    pub submit: bool,
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +134,13 @@ pub struct RunArgs {
     /// Stop starting new runs after the first one that diverges or fails.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Run only shard I of N (0-based) of the plan, e.g. 0/4; `slurm` reads it from
+    /// the Slurm array task's environment.
+    #[arg(long, value_parser = clap::value_parser!(sweep::shard::ShardArg))]
+    pub shard: Option<sweep::shard::ShardArg>,
+    /// Skip writing summary.csv, figures and report.html at the end.
+    #[arg(long)]
+    pub no_summary: bool,
 }
 
 /// Output format of tables printed to stdout.
@@ -81,11 +160,26 @@ pub struct SummarizeArgs {
     /// How to print the summary table.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Skip figures and report.html (tables only).
+    #[arg(long)]
+    pub no_figures: bool,
+}
+
+impl From<Format> for sweep::summary::TableFormat {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Table => sweep::summary::TableFormat::Table,
+            Format::Csv => sweep::summary::TableFormat::Csv,
+            Format::Markdown => sweep::summary::TableFormat::Markdown,
+        }
+    }
 }
 
 impl RunArgs {
-    pub fn into_options(self) -> sweep::app::RunOptions {
+    pub fn into_options(self, shard: sweep::shard::Shard) -> sweep::app::RunOptions {
         sweep::app::RunOptions {
+            shard,
+            summarize: !self.no_summary,
             spec: self.spec,
             out: self.out,
             data: self.data,

@@ -193,6 +193,25 @@ pub fn parse_cifar10_bin(bytes: &[u8], path: &Path) -> Result<RawSplit, DataErro
     })
 }
 
+/// Reads one CIFAR-10 python-version batch (a pickle, parsed without executing code).
+pub fn read_cifar10_python(path: &Path) -> Result<RawSplit, DataError> {
+    if !path.exists() {
+        return Err(DataError::io(
+            path,
+            io::Error::from(io::ErrorKind::NotFound),
+        ));
+    }
+    let (x, y) = crate::cifar_python::read_batch(path).map_err(|e| DataError::Npy {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(RawSplit {
+        x: x.mapv(f32::from),
+        y,
+        from_bytes: true,
+    })
+}
+
 /// Reads a users' `.npy` pair: X (N x d; uint8, float32 or float64) and y (N; integers).
 pub fn read_npy_pair(x_path: &Path, y_path: &Path) -> Result<RawSplit, DataError> {
     let (x, from_bytes) = crate::npy::read_features(x_path)?;
@@ -217,6 +236,8 @@ pub enum Source {
     Cifar10Bin(Vec<PathBuf>),
     /// Pairs of (X, y) `.npy` files.
     Npy(Vec<(PathBuf, PathBuf)>),
+    /// CIFAR-10 "python version" batch files (pickles).
+    Cifar10Python(Vec<PathBuf>),
 }
 
 impl Source {
@@ -230,6 +251,10 @@ impl Source {
                 .iter()
                 .map(|(x, y)| read_npy_pair(x, y))
                 .collect::<Result<Vec<_>, _>>()?,
+            Source::Cifar10Python(files) => files
+                .iter()
+                .map(|f| read_cifar10_python(f))
+                .collect::<Result<Vec<_>, _>>()?,
         };
         RawSplit::concat(parts, what)
     }
@@ -237,7 +262,9 @@ impl Source {
     /// The files this source reads.
     pub fn files(&self) -> Vec<&Path> {
         match self {
-            Source::Cifar10Bin(files) => files.iter().map(PathBuf::as_path).collect(),
+            Source::Cifar10Bin(files) | Source::Cifar10Python(files) => {
+                files.iter().map(PathBuf::as_path).collect()
+            }
             Source::Npy(pairs) => pairs
                 .iter()
                 .flat_map(|(x, y)| [x.as_path(), y.as_path()])

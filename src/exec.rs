@@ -55,6 +55,8 @@ pub enum RunError {
     Failed(String),
     #[error("not started: an earlier run failed or diverged and --fail-fast is on")]
     Skipped,
+    #[error("being trained by another sweep process on the same output folder")]
+    ClaimedElsewhere,
 }
 
 /// What happened to one planned run.
@@ -75,6 +77,8 @@ pub struct RunStats {
     pub diverged: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Left to another process that was training them.
+    pub elsewhere: usize,
 }
 
 impl RunStats {
@@ -93,6 +97,7 @@ impl RunStats {
                 },
                 Err(RunError::Failed(_)) => s.failed += 1,
                 Err(RunError::Skipped) => s.skipped += 1,
+                Err(RunError::ClaimedElsewhere) => s.elsewhere += 1,
             }
         }
         s
@@ -217,27 +222,61 @@ pub fn execute(
                         })
                         .collect();
                 }
+                // Claim each run; drop those another process is training or has finished
+                // since the plan was partitioned.
+                let mut mine = Vec::new();
+                let mut claims = Vec::new();
+                let mut others = Vec::new();
+                for run in unit {
+                    match dir.claim(&run.id) {
+                        Ok(Some(lock)) => match dir.finished(run, fingerprint) {
+                            Ok(Some(result)) if !opts.force => others.push(RunOutcome {
+                                run: run.clone(),
+                                result: Ok(result),
+                                reused: true,
+                            }),
+                            _ => {
+                                claims.push(lock);
+                                mine.push(run.clone());
+                            }
+                        },
+                        Ok(None) => others.push(RunOutcome {
+                            run: run.clone(),
+                            result: Err(RunError::ClaimedElsewhere),
+                            reused: false,
+                        }),
+                        Err(e) => others.push(RunOutcome {
+                            run: run.clone(),
+                            result: Err(record_failure(dir, run, &e.to_string(), fingerprint)),
+                            reused: false,
+                        }),
+                    }
+                }
+                if mine.is_empty() {
+                    return others;
+                }
+                let unit = &mine;
                 progress.started(unit);
                 let results = match unit[0].params.precision {
                     Precision::F32 => train_unit::<f32>(unit, data, dir, fingerprint, progress),
                     Precision::F64 => train_unit::<f64>(unit, data, dir, fingerprint, progress),
                 };
-                unit.iter()
-                    .zip(results)
-                    .map(|(run, result)| {
-                        let outcome = RunOutcome {
-                            run: run.clone(),
-                            result,
-                            reused: false,
-                        };
-                        let bad = !matches!(&outcome.result, Ok(r) if r.status == RunStatus::Ok);
-                        if bad && opts.fail_fast {
-                            stop.store(true, Ordering::Relaxed);
-                        }
-                        progress.finished(&outcome);
-                        outcome
-                    })
-                    .collect()
+                drop(claims);
+                let mut outcomes = others;
+                outcomes.extend(unit.iter().zip(results).map(|(run, result)| {
+                    let outcome = RunOutcome {
+                        run: run.clone(),
+                        result,
+                        reused: false,
+                    };
+                    let bad = !matches!(&outcome.result, Ok(r) if r.status == RunStatus::Ok);
+                    if bad && opts.fail_fast {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    progress.finished(&outcome);
+                    outcome
+                }));
+                outcomes
             })
             .collect()
     });

@@ -39,6 +39,8 @@ pub enum DataFormat {
     Cifar10Bin,
     /// Pairs of `.npy` files: X (N x d) and y (N).
     Npy,
+    /// CIFAR-10 "python version" batch files (`cifar-10-batches-py/`).
+    Cifar10Python,
 }
 
 /// A value-or-list key of `[train]` or `[[grid]]`.
@@ -445,15 +447,18 @@ fn data_section(
         (None, None) => base.to_path_buf(),
     };
     let files = |v: &Spanned<Value>, key: &str| -> Result<Source, SpecError> {
-        match format {
-            DataFormat::Cifar10Bin => Ok(Source::Cifar10Bin(
-                cx.list(v, key, |v| {
+        let names = || -> Result<Vec<PathBuf>, SpecError> {
+            Ok(cx
+                .list(v, key, |v| {
                     string(v).map_err(|_| format!("must be a file name, found {}", describe(v)))
                 })?
                 .into_iter()
                 .map(|f| dir.join(f))
-                .collect(),
-            )),
+                .collect())
+        };
+        match format {
+            DataFormat::Cifar10Bin => Ok(Source::Cifar10Bin(names()?)),
+            DataFormat::Cifar10Python => Ok(Source::Cifar10Python(names()?)),
             DataFormat::Npy => Ok(Source::Npy(cx.list(v, key, |v| match v {
                 Value::Table(t) => match (t.get("x"), t.get("y"), t.len()) {
                     (Some(Value::String(x)), Some(Value::String(y)), 2) => {
