@@ -184,12 +184,11 @@ class Bench:
         self.sweep_args, self.spec, self.peer_args = sweep_args, spec, peer_args
         self.runs, self.kind = runs, kind
         self.sweep, self.peer = [], []
-        self.sweep_errors, self.peer_errors = [], []
         self.peer_report, self.sweep_results = None, None
 
 
 def build_benches(args, full, sample):
-    E, SE = args.epochs, args.scaling_epochs
+    E, SE, J = args.epochs, args.scaling_epochs, str(args.jobs)
     py = [os.path.join(BENCH_DIR, ".venv", "bin", "python"), PEER]
     data_flags = lambda d: [  # noqa: E731
         "--data", d["dir"], "--train", d["files"][0], "--val", d["files"][1], "--test", d["files"][2]
@@ -199,11 +198,11 @@ def build_benches(args, full, sample):
         benches.append(
             Bench(
                 f"study-{prec}",
-                f"12-run study, {prec}, -j 2 (full data, {E} epochs)",
+                f"12-run study, {prec}, -j {J} (full data, {E} epochs)",
                 SWEEP_RUN_ARGS,
                 sweep_spec(f"bench12{prec}", full, E, [1, 2, 3], prec, GRID_ALL),
                 py + ["train"] + data_flags(full)
-                + ["--precision", prec, "--epochs", str(E), "--seeds", "1-3", "--jobs", "2"],
+                + ["--precision", prec, "--epochs", str(E), "--seeds", "1-3", "--jobs", J],
                 12,
             )
         )
@@ -240,7 +239,7 @@ def build_benches(args, full, sample):
                 SWEEP_RUN_ARGS,
                 sweep_spec(f"bench{n}s", sample, SE, list(range(1, n_seeds + 1)), "f32", GRID_ALL),
                 py + ["train"] + data_flags(sample)
-                + ["--precision", "f32", "--epochs", str(SE), "--seeds", f"1-{n_seeds}", "--jobs", "2"],
+                + ["--precision", "f32", "--epochs", str(SE), "--seeds", f"1-{n_seeds}", "--jobs", J],
                 n,
             )
         )
@@ -407,7 +406,7 @@ def report(args, benches, sweep_info, load_before):
         f"- sweep: {sweep_info}; commit {git_rev()}",
         f"- peer: Python {platform.python_version()}, numpy {peer_meta.get('numpy', '?')}, "
         f"BLAS {blas_txt} (threadpoolctl, inside the peer)",
-        "- peer pool: multiprocessing fork Pool(2), chunksize 1, OPENBLAS_NUM_THREADS=1 set "
+        f"- peer pool: multiprocessing fork Pool({args.jobs}), chunksize 1, OPENBLAS_NUM_THREADS=1 set "
         "before numpy is imported, data loaded once in the parent before the fork; the one-run "
         f"and gradient-check peers are single processes with OpenBLAS threads: {args.peer_single_blas_threads}",
         "- peer env: " + (f"unset for the peer only: {env_txt}" if env_txt else
