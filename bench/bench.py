@@ -245,7 +245,7 @@ def build_benches(args, full, sample):
         )
     if args.only:
         keys = args.only.split(",")
-        benches = [b for b in benches if any(b.key.startswith(k) for k in keys)]
+        benches = [b for b in benches if b.key in keys or b.key.split("-")[0] in keys]
     return benches
 
 
@@ -486,7 +486,8 @@ def main():
     p.add_argument("--peer-single-blas-threads", default="default",
                    help="OpenBLAS threads of the single-process peers (one run, gradcheck); "
                    "'default' leaves OpenBLAS's own choice (one per core)")
-    p.add_argument("--only", help="comma list of benchmark key prefixes: study,single,gradcheck,scaling")
+    p.add_argument("--only", help="comma list of benchmarks or groups: study (study-f32, study-f64), single, "
+                   "gradcheck, scaling (scaling-12, scaling-120)")
     p.add_argument("--peer-only", action="store_true", help="do not build or run sweep")
     p.add_argument("--no-build", action="store_true", help="use the existing target/release/sweep")
     p.add_argument("--sweep-bin", default=os.path.join(REPO, "target", "release", "sweep"))
