@@ -9,8 +9,8 @@ ratio peer/sweep of the medians.  The table also goes to
 bench/results/latest.md.
 
 Timing is whole-command wall time (process start to exit, including data
-loading), measured with os.wait4, which also gives the peak RSS of the largest
-process in the tree.  A sampler thread sums PSS over the whole process tree
+loading), measured with os.wait4, which also gives the CPU time of the whole
+tree and the peak RSS of the largest process in it.  A sampler thread sums PSS over the whole process tree
 (smaps_rollup every 0.1 s), which is the fair memory figure for the peer's
 fork pool, whose workers share the parent's data copy-on-write.
 
@@ -159,6 +159,7 @@ def measure(cmd, env=None, cwd=None):
     err.seek(0)
     return {
         "seconds": wall,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
         "rss_mb": usage.ru_maxrss / 1024,
         "pss_mb": sampler.peak_kb / 1024,
         "code": proc.returncode,
@@ -452,6 +453,20 @@ def report(args, benches, sweep_info, load_before):
             f"| scaling: 120-run / 12-run time (10 = linear) | {growth(s12.sweep, s120.sweep)} | "
             f"{growth(s12.peer, s120.peer)} | |"
         )
+    lines += [
+        "",
+        "CPU seconds (user + sys, whole process tree), min / median; less sensitive to other "
+        "load than wall time, though a spinning multithreaded BLAS inflates it:",
+        "",
+        "| benchmark | sweep CPU s | peer CPU s |",
+        "| --- | --- | --- |",
+    ]
+    for b in benches:
+        if b.kind == "gradcheck":
+            continue
+        sw = [m["cpu_seconds"] for m in b.sweep if "error" not in m]
+        pe = [m["cpu_seconds"] for m in b.peer if "error" not in m]
+        lines.append(f"| {b.key} | {fmt_pair(sw)} | {fmt_pair(pe)} |")
     lines += accuracy_table(benches)
     errors = []
     for b in benches:
