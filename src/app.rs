@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub shard: Shard,
     /// Write summary.csv, figures and report.html at the end.
     pub summarize: bool,
+    /// Run only the gradient check, no training.
+    pub gradcheck_only: bool,
 }
 
 /// Why a sweep could not start (exit code 2).
@@ -163,7 +165,10 @@ pub fn run(opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport, AppE
             plan.runs.len()
         );
     }
-    let (done, pending) = exec::partition(&mine, &dir, &fingerprint, opts.force)?;
+    let (done, mut pending) = exec::partition(&mine, &dir, &fingerprint, opts.force)?;
+    if opts.gradcheck_only {
+        pending.clear();
+    }
     if !done.is_empty() {
         info!(
             "skipping {} of {} runs already finished in {} (--force retrains them)",
@@ -200,6 +205,13 @@ pub fn run(opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport, AppE
         }
     }
 
+    if opts.gradcheck_only {
+        return Ok(RunReport {
+            dir: dir.root().to_path_buf(),
+            outcomes: Vec::new(),
+            stats: RunStats::default(),
+        });
+    }
     let mut outcomes = done;
     outcomes.extend(trained);
     let order: std::collections::HashMap<_, _> = plan

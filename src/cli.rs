@@ -141,6 +141,9 @@ pub struct RunArgs {
     /// Skip writing summary.csv, figures and report.html at the end.
     #[arg(long)]
     pub no_summary: bool,
+    /// Run only the sweep file's [gradcheck], train nothing.
+    #[arg(long)]
+    pub gradcheck_only: bool,
 }
 
 /// Output format of tables printed to stdout.
@@ -180,6 +183,7 @@ impl RunArgs {
         sweep::app::RunOptions {
             shard,
             summarize: !self.no_summary,
+            gradcheck_only: self.gradcheck_only,
             spec: self.spec,
             out: self.out,
             data: self.data,
