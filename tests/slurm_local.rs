@@ -308,3 +308,110 @@ fn list_array_is_refused_with_a_clear_error() {
         );
     }
 }
+
+/// Every file under `dir`, relative path -> bytes, with the timing fields blanked:
+/// `seconds` in result.json and the `seconds` column of results.csv.
+fn outputs_without_timing(dir: &Path) -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.join("runs")];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let bytes = std::fs::read(&p).unwrap();
+            let mut text = String::from_utf8_lossy(&bytes).into_owned();
+            if name == "result.json" {
+                let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                v["seconds"] = serde_json::Value::Null;
+                text = v.to_string();
+            }
+            files.insert(p.strip_prefix(dir).unwrap().display().to_string(), text);
+        }
+    }
+    let results = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    let mut lines = results.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let sec = header.iter().position(|h| *h == "seconds").unwrap();
+    let blanked: Vec<String> = lines
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(',').collect();
+            f[sec] = "";
+            f.join(",")
+        })
+        .collect();
+    files.insert("results.csv".into(), blanked.join("\n"));
+    for name in ["metrics.csv", "plan.csv"] {
+        files.insert(name.into(), std::fs::read_to_string(dir.join(name)).unwrap());
+    }
+    files
+}
+
+/// The real `sweep` binary over a real Slurm: a 4-task array over a small version of the
+/// sample sweep trains every run exactly once, gives the same outputs as a plain local
+/// `sweep run`, and the dependent summary job writes the report.
+#[test]
+fn sample_sweep_over_a_slurm_array_matches_a_local_run() {
+    if !have_slurm("sample_sweep_over_a_slurm_array_matches_a_local_run") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/cifar10-sample");
+    let spec = tmp.path().join("mini.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"mini\"\n[data]\ndir = {:?}\ntrain = [\"data_batch_1.bin\"]\nval = [\"data_batch_2.bin\"]\n\
+             test = [\"test_batch.bin\"]\n[train]\nepochs = 3\nseed = [1, 2, 3]\n[[grid]]\nlambda = 0.0\neta = [0.1, 0.001]\n\
+             [[grid]]\nlambda = [0.1, 1.0]\neta = 0.001\n",
+            sample.display().to_string()
+        ),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_sweep");
+    let cluster_out = tmp.path().join("cluster");
+    let out = Command::new(bin)
+        .args(["slurm", spec.to_str().unwrap(), "--tasks", "4", "--submit", "--out"])
+        .arg(&cluster_out)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let ids: Vec<&str> = stdout.lines().collect();
+    assert_eq!(ids.len(), 2, "array and summary job ids: {stdout}");
+    wait_for(&ids);
+
+    let sweep_dir = cluster_out.join("mini");
+    let mut trained: BTreeMap<String, usize> = BTreeMap::new();
+    for entry in std::fs::read_dir(sweep_dir.join("slurm")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "out") {
+            for line in std::fs::read_to_string(&p).unwrap().lines() {
+                // Progress lines read `[k/N] <run_id> ok: ...`.
+                let id = line.split("] ").nth(1).and_then(|rest| rest.split_once(" ok: "));
+                if let Some((id, _)) = id {
+                    *trained.entry(id.to_string()).or_default() += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(trained.len(), 12, "every run trained: {trained:?}");
+    assert!(trained.values().all(|&n| n == 1), "each run trained once: {trained:?}");
+    assert!(sweep_dir.join("report.html").is_file(), "the summary job wrote the report");
+
+    let local_out = tmp.path().join("local");
+    let status = Command::new(bin)
+        .args(["run", spec.to_str().unwrap(), "-q", "--no-summary", "--out"])
+        .arg(&local_out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(outputs_without_timing(&sweep_dir), outputs_without_timing(&local_out.join("mini")));
+}
+
