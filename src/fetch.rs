@@ -37,19 +37,7 @@ pub const PART_FILE: &str = ".cifar-10-binary.tar.gz.part";
 /// The prefix of the temporary extraction folders inside the target folder.
 const EXTRACT_PREFIX: &str = ".cifar-10-extract-";
 
-/// The ten CIFAR-10 class names, in label order.
-pub const CLASS_NAMES: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
+pub use crate::data::CIFAR10_CLASSES as CLASS_NAMES;
 
 /// A download with no known size stops here, so a misbehaving server cannot
 /// fill the disk. The official archive is 170,052,171 bytes.

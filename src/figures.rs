@@ -21,19 +21,7 @@ use plotters::style::FontStyle;
 use plotters_backend::DrawingErrorKind;
 use thiserror::Error;
 
-/// CIFAR-10 class names, in label order.
-pub const CLASS_NAMES: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
+pub use crate::data::CIFAR10_CLASSES as CLASS_NAMES;
 
 /// Side of a CIFAR-10 image in pixels.
 pub const IMAGE_SIDE: usize = 32;

@@ -348,7 +348,10 @@ fn outputs_without_timing(dir: &Path) -> BTreeMap<String, String> {
         .collect();
     files.insert("results.csv".into(), blanked.join("\n"));
     for name in ["metrics.csv", "plan.csv"] {
-        files.insert(name.into(), std::fs::read_to_string(dir.join(name)).unwrap());
+        files.insert(
+            name.into(),
+            std::fs::read_to_string(dir.join(name)).unwrap(),
+        );
     }
     files
 }
@@ -377,11 +380,22 @@ fn sample_sweep_over_a_slurm_array_matches_a_local_run() {
     let bin = env!("CARGO_BIN_EXE_sweep");
     let cluster_out = tmp.path().join("cluster");
     let out = Command::new(bin)
-        .args(["slurm", spec.to_str().unwrap(), "--tasks", "4", "--submit", "--out"])
+        .args([
+            "slurm",
+            spec.to_str().unwrap(),
+            "--tasks",
+            "4",
+            "--submit",
+            "--out",
+        ])
         .arg(&cluster_out)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let ids: Vec<&str> = stdout.lines().collect();
     assert_eq!(ids.len(), 2, "array and summary job ids: {stdout}");
@@ -394,7 +408,10 @@ fn sample_sweep_over_a_slurm_array_matches_a_local_run() {
         if p.extension().is_some_and(|e| e == "out") {
             for line in std::fs::read_to_string(&p).unwrap().lines() {
                 // Progress lines read `[k/N] <run_id> ok: ...`.
-                let id = line.split("] ").nth(1).and_then(|rest| rest.split_once(" ok: "));
+                let id = line
+                    .split("] ")
+                    .nth(1)
+                    .and_then(|rest| rest.split_once(" ok: "));
                 if let Some((id, _)) = id {
                     *trained.entry(id.to_string()).or_default() += 1;
                 }
@@ -402,8 +419,14 @@ fn sample_sweep_over_a_slurm_array_matches_a_local_run() {
         }
     }
     assert_eq!(trained.len(), 12, "every run trained: {trained:?}");
-    assert!(trained.values().all(|&n| n == 1), "each run trained once: {trained:?}");
-    assert!(sweep_dir.join("report.html").is_file(), "the summary job wrote the report");
+    assert!(
+        trained.values().all(|&n| n == 1),
+        "each run trained once: {trained:?}"
+    );
+    assert!(
+        sweep_dir.join("report.html").is_file(),
+        "the summary job wrote the report"
+    );
 
     let local_out = tmp.path().join("local");
     let status = Command::new(bin)
@@ -412,6 +435,8 @@ fn sample_sweep_over_a_slurm_array_matches_a_local_run() {
         .status()
         .unwrap();
     assert!(status.success());
-    assert_eq!(outputs_without_timing(&sweep_dir), outputs_without_timing(&local_out.join("mini")));
+    assert_eq!(
+        outputs_without_timing(&sweep_dir),
+        outputs_without_timing(&local_out.join("mini"))
+    );
 }
-
