@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use predicates::prelude::*;
 
 use common::{
-    Entry, RECORD, Table, is_hidden, npy_header, sample_data_section, sample_dir,
-    snapshot, sweep, visible_names, write_sample_spec,
+    Entry, RECORD, Table, is_hidden, npy_header, sample_data_section, sample_dir, snapshot, sweep,
+    visible_names, write_sample_spec,
 };
 
 /// Parameter columns of `plan.csv`, in contract order.
@@ -44,10 +44,7 @@ fn plan_header() -> Vec<String> {
 }
 
 fn metrics_header() -> Vec<String> {
-    with_params(
-        &["run_id"],
-        &["epoch", "split", "loss", "cost", "accuracy"],
-    )
+    with_params(&["run_id"], &["epoch", "split", "loss", "cost", "accuracy"])
 }
 
 fn results_header() -> Vec<String> {
@@ -180,7 +177,13 @@ fn small_sweep_writes_the_contract_layout() {
         let run = root.join("runs").join(id);
         assert_eq!(
             visible_names(&run),
-            ["W.npy", "b.npy", "metrics.csv", "params.json", "result.json"],
+            [
+                "W.npy",
+                "b.npy",
+                "metrics.csv",
+                "params.json",
+                "result.json"
+            ],
             "{id}"
         );
         let w = npy_header(&run.join("W.npy"));
@@ -206,8 +209,14 @@ fn small_sweep_writes_the_contract_layout() {
         keys_sorted.sort();
         assert_eq!(keys_sorted, expected_keys, "{id}");
         let row = &plan.rows[plan.column("run_id").iter().position(|r| *r == id).unwrap()];
-        assert_eq!(params["eta"].as_f64().unwrap(), row[2].parse::<f64>().unwrap());
-        assert_eq!(params["seed"].as_u64().unwrap(), row[5].parse::<u64>().unwrap());
+        assert_eq!(
+            params["eta"].as_f64().unwrap(),
+            row[2].parse::<f64>().unwrap()
+        );
+        assert_eq!(
+            params["seed"].as_u64().unwrap(),
+            row[5].parse::<u64>().unwrap()
+        );
         assert_eq!(params["epochs"], 2);
         assert_eq!(params["batch_size"], 100);
         assert_eq!(params["shuffle"], true);
@@ -226,7 +235,12 @@ fn small_sweep_writes_the_contract_layout() {
         let mine: Vec<&Vec<String>> = metrics.rows.iter().filter(|r| r[0] == id).collect();
         let epoch_split: Vec<(&str, &str)> = mine
             .iter()
-            .map(|r| (r[metrics.col("epoch")].as_str(), r[metrics.col("split")].as_str()))
+            .map(|r| {
+                (
+                    r[metrics.col("epoch")].as_str(),
+                    r[metrics.col("split")].as_str(),
+                )
+            })
             .collect();
         assert_eq!(
             epoch_split,
@@ -258,9 +272,19 @@ fn small_sweep_writes_the_contract_layout() {
     assert_eq!(results.header, results_header());
     assert_eq!(results.column("run_id"), SMALL_IDS);
     assert!(results.column("status").iter().all(|s| *s == "ok"));
-    assert!(results.column("diverged_epoch").iter().all(|s| s.is_empty()));
+    assert!(
+        results
+            .column("diverged_epoch")
+            .iter()
+            .all(|s| s.is_empty())
+    );
     assert!(results.column("error").iter().all(|s| s.is_empty()));
-    for col in ["train_accuracy", "val_accuracy", "test_accuracy", "test_loss"] {
+    for col in [
+        "train_accuracy",
+        "val_accuracy",
+        "test_accuracy",
+        "test_loss",
+    ] {
         for v in results.column(col) {
             let v: f64 = v.parse().unwrap_or_else(|_| panic!("{col} = {v:?}"));
             assert!(v.is_finite(), "{col} = {v}");
@@ -380,7 +404,12 @@ fn rerun_skips_finished_runs_and_force_retrains_them() {
         else {
             continue;
         };
-        assert_ne!(old_inode, *new_inode, "{} was not rewritten", path.display());
+        assert_ne!(
+            old_inode,
+            *new_inode,
+            "{} was not rewritten",
+            path.display()
+        );
         // Retraining is deterministic: the weights come out the same.
         if path.ends_with("W.npy") || path.ends_with("b.npy") {
             assert_eq!(&old, new, "{}", path.display());
@@ -615,7 +644,10 @@ fn help_texts_exit_0_and_mention_every_flag() {
         let assert = sweep().args(args).assert().success();
         let text = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
         for flag in flags {
-            assert!(text.contains(flag), "`sweep {args:?}` lacks {flag}:\n{text}");
+            assert!(
+                text.contains(flag),
+                "`sweep {args:?}` lacks {flag}:\n{text}"
+            );
         }
     }
 }
@@ -829,7 +861,9 @@ fn cases(data: &Path) -> Vec<Case> {
         ),
         case(
             "gradcheck batch size larger than the training set",
-            sample(&format!("{TINY}[gradcheck]\nbatch_sizes = [1, 2000]\ndims = 20\n")),
+            sample(&format!(
+                "{TINY}[gradcheck]\nbatch_sizes = [1, 2000]\ndims = 20\n"
+            )),
             &["gradcheck batch size 2000 is larger than the 1000 training examples"],
         ),
         case(
@@ -855,7 +889,11 @@ fn cases(data: &Path) -> Vec<Case> {
             bad_data("label10.bin"),
             &["label10.bin, record 3 (byte offset 9219): label 10 is not a class 0..=9"],
         ),
-        case("zero-length data file", bad_data("empty.bin"), &["empty.bin is empty"]),
+        case(
+            "zero-length data file",
+            bad_data("empty.bin"),
+            &["empty.bin is empty"],
+        ),
         Case {
             out: Out::IsFile,
             ..case(
@@ -955,7 +993,11 @@ fn bad_inputs_exit_2_name_the_problem_and_write_nothing() {
         }
         let mut expect = c.expect.clone();
         if let Some(loc) = location {
-            let key = c.expect[0].split('`').nth(1).unwrap_or_default().to_string();
+            let key = c.expect[0]
+                .split('`')
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
             expect.push(format!("{loc} `{key}`"));
         }
         for e in &expect {
@@ -1036,8 +1078,9 @@ fn unknown_flags_and_missing_spec_exit_2() {
         .arg(tmp.path().join("out"))
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("cannot read sweep file").and(
-            predicate::str::contains(missing.display().to_string()),
-        ));
+        .stderr(
+            predicate::str::contains("cannot read sweep file")
+                .and(predicate::str::contains(missing.display().to_string())),
+        );
     assert!(!tmp.path().join("out").exists());
 }

@@ -173,7 +173,12 @@ pub struct NpyHeader {
 
 pub fn npy_header(path: &Path) -> NpyHeader {
     let bytes = fs::read(path).unwrap();
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "{} is not a .npy file", path.display());
+    assert_eq!(
+        &bytes[..6],
+        b"\x93NUMPY",
+        "{} is not a .npy file",
+        path.display()
+    );
     let (len, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
         _ => (
