@@ -143,14 +143,21 @@ pub fn run(opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport, AppE
             train: data.train.len(),
         });
     }
-    if let Some(check) = &spec.gradcheck
-        && let Some(&n) = check.batch_sizes.iter().find(|&&n| n > data.train.len())
-    {
-        return Err(CheckError::TooFewExamples {
-            batch_size: n,
-            available: data.train.len(),
+    if let Some(check) = &spec.gradcheck {
+        if let Some(&n) = check.batch_sizes.iter().find(|&&n| n > data.train.len()) {
+            return Err(CheckError::TooFewExamples {
+                batch_size: n,
+                available: data.train.len(),
+            }
+            .into());
         }
-        .into());
+        if let Some(dims) = check.dims.filter(|&d| d > data.train.dim()) {
+            return Err(CheckError::TooManyDims {
+                dims,
+                available: data.train.dim(),
+            }
+            .into());
+        }
     }
     let fingerprint = data.fingerprint();
     let dir = SweepDir::new(&opts.out, &spec.name);

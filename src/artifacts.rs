@@ -118,6 +118,17 @@ pub struct Final {
     pub accuracy: f64,
 }
 
+impl Final {
+    /// The metrics, or `None` when one is not finite (a diverged run): JSON has no NaN,
+    /// and results.csv leaves unavailable metrics empty.
+    pub fn finite(m: SplitMetrics) -> Option<Final> {
+        [m.loss, m.cost, m.accuracy]
+            .iter()
+            .all(|v| v.is_finite())
+            .then_some(m.into())
+    }
+}
+
 impl From<SplitMetrics> for Final {
     fn from(m: SplitMetrics) -> Self {
         Final {
@@ -242,8 +253,8 @@ impl SweepDir {
             params: run.params,
             status,
             diverged_epoch,
-            train: last.map(|m| m.train.into()),
-            val: last.map(|m| m.val.into()),
+            train: last.and_then(|m| Final::finite(m.train)),
+            val: last.and_then(|m| Final::finite(m.val)),
             test: fitted.test().map(Final::from),
             seconds,
             error: None,

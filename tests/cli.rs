@@ -623,6 +623,7 @@ fn help_texts_exit_0_and_mention_every_flag() {
                 "--fail-fast",
                 "--shard",
                 "--no-summary",
+                "--gradcheck-only",
                 "--verbose",
                 "--quiet",
                 "--help",
