@@ -16,9 +16,12 @@ use std::fmt::{Debug, Display};
 use std::ops::Range;
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, Axis, LinalgScalar, s};
+use ndarray::{
+    Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, LinalgScalar, s,
+};
 use ndarray_npy::WritableElement;
 use num_traits::Float;
+use rayon::prelude::*;
 
 use crate::data::{Dataset, NUM_CLASSES, Split};
 use crate::rng::{self, Stream};
@@ -218,12 +221,157 @@ pub fn softmax_in_place<T: Real>(mut s: ArrayViewMut1<T>) {
     s.mapv_inplace(|v| v / sum);
 }
 
+/// Adds `bias` to the scores `s` (K x n, one example per column) and replaces every
+/// column by its softmax.
+///
+/// Works class row by class row over all columns, so the inner loops run over contiguous
+/// memory, but performs exactly the operations of [`softmax_in_place`] on each column, in
+/// the same order, and so gives the same bits. `max` and `sum` are scratch of length >= n.
+fn softmax_columns<T: Real>(
+    mut s: ArrayViewMut2<T>,
+    bias: ArrayView1<T>,
+    max: &mut [T],
+    sum: &mut [T],
+) {
+    let n = s.ncols();
+    let (max, sum) = (&mut max[..n], &mut sum[..n]);
+    max.fill(T::neg_infinity());
+    for (mut row, &bc) in s.rows_mut().into_iter().zip(bias) {
+        let row = row.as_slice_mut().expect("score rows are contiguous");
+        for (v, m) in row.iter_mut().zip(max.iter_mut()) {
+            *v = *v + bc;
+            if *v > *m {
+                *m = *v;
+            }
+        }
+    }
+    sum.fill(T::zero());
+    for mut row in s.rows_mut() {
+        let row = row.as_slice_mut().expect("score rows are contiguous");
+        for ((v, &m), acc) in row.iter_mut().zip(max.iter()).zip(sum.iter_mut()) {
+            *v = (*v - m).exp();
+            *acc = *acc + *v;
+        }
+    }
+    for mut row in s.rows_mut() {
+        let row = row.as_slice_mut().expect("score rows are contiguous");
+        for (v, &total) in row.iter_mut().zip(sum.iter()) {
+            *v = *v / total;
+        }
+    }
+}
+
 /// Squared Frobenius norm, accumulated in f64.
 fn sq_norm<T: Real>(w: ArrayView2<T>) -> f64 {
     w.iter().map(|&v| v.to_f64() * v.to_f64()).sum()
 }
 
+/// Per-run loss sums and correct counts of the stacked models on one chunk of a split.
+struct ChunkSums {
+    loss: Vec<f64>,
+    correct: Vec<usize>,
+}
+
+/// Scratch buffers of one evaluation worker: the chunk converted to `T` (f64 only), the
+/// score block and the per-column maximum, argmax and exponential sum of one run.
+struct EvalScratch<T> {
+    x: Array2<T>,
+    scores: Array2<T>,
+    best: Vec<T>,
+    arg: Vec<u8>,
+    sum: Vec<T>,
+}
+
+impl<T: Real> EvalScratch<T> {
+    fn new(m: usize, dim: usize) -> Self {
+        EvalScratch {
+            x: Array2::zeros((if T::NAME == "f32" { 0 } else { EVAL_CHUNK }, dim)),
+            scores: Array2::zeros((m, EVAL_CHUNK)),
+            best: vec![T::zero(); EVAL_CHUNK],
+            arg: vec![0; EVAL_CHUNK],
+            sum: vec![T::zero(); EVAL_CHUNK],
+        }
+    }
+}
+
+/// Scores examples `range` of `split` with every stacked model and sums their losses.
+///
+/// The log-sum-exp of each example is computed class row by class row over all columns
+/// at once (contiguous, no bounds checks in the inner loops) but with exactly the
+/// operations of [`log_sum_exp`], in the same order, so the result does not change.
+fn eval_chunk<T: Real>(
+    w: ArrayView2<T>,
+    b: ArrayView1<T>,
+    split: &Split,
+    range: Range<usize>,
+    sc: &mut EvalScratch<T>,
+) -> ChunkSums {
+    let (m, k) = (w.nrows(), NUM_CLASSES);
+    let runs = m / k;
+    let nc = range.len();
+    let labels = &split.y[range.clone()];
+    let EvalScratch {
+        x,
+        scores,
+        best,
+        arg,
+        sum,
+    } = sc;
+    let xc = T::rows(&split.x, range, x);
+    general_mat_mul(
+        T::one(),
+        &w,
+        &xc.t(),
+        T::zero(),
+        &mut scores.slice_mut(s![.., ..nc]),
+    );
+    let all = scores.as_slice().expect("the score block is contiguous");
+    let (best, arg, sum) = (&mut best[..nc], &mut arg[..nc], &mut sum[..nc]);
+    let mut out = ChunkSums {
+        loss: vec![0.0; runs],
+        correct: vec![0; runs],
+    };
+    for r in 0..runs {
+        let rows: Vec<&[T]> = (0..k)
+            .map(|c| &all[(r * k + c) * EVAL_CHUNK..][..nc])
+            .collect();
+        let bias = b.slice(s![r * k..(r + 1) * k]);
+        best.iter_mut()
+            .zip(rows[0])
+            .for_each(|(m, &v)| *m = v + bias[0]);
+        arg.fill(0);
+        for c in 1..k {
+            let bc = bias[c];
+            for ((m, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(rows[c]) {
+                let v = v + bc;
+                if v > *m {
+                    *m = v;
+                    *a = c as u8;
+                }
+            }
+        }
+        sum.fill(T::zero());
+        for c in 0..k {
+            let bc = bias[c];
+            for ((acc, &m), &v) in sum.iter_mut().zip(best.iter()).zip(rows[c]) {
+                *acc = *acc + (v + bc - m).exp();
+            }
+        }
+        let (loss, correct) = (&mut out.loss[r], &mut out.correct[r]);
+        for (j, &label) in labels.iter().enumerate() {
+            let y = usize::from(label);
+            let lse = best[j] + sum[j].ln();
+            *loss += (lse - (rows[y][j] + bias[y])).to_f64();
+            *correct += usize::from(usize::from(arg[j]) == y);
+        }
+    }
+    out
+}
+
 /// Metrics of every stacked model (rows `r*K..(r+1)*K` of `w`) on `split`.
+///
+/// Chunks are scored in parallel on the current rayon pool, and their sums are added in
+/// chunk order afterwards, so the result does not depend on the number of threads.
 fn evaluate<T: Real>(
     w: &Array2<T>,
     b: &Array1<T>,
@@ -233,30 +381,29 @@ fn evaluate<T: Real>(
     let (m, k) = (w.nrows(), NUM_CLASSES);
     let runs = m / k;
     let n = split.len();
-    let mut buf = Array2::<T>::zeros((
-        if T::NAME == "f32" {
-            0
-        } else {
-            EVAL_CHUNK.min(n)
-        },
-        split.dim(),
-    ));
-    let mut scores = Array2::<T>::zeros((m, EVAL_CHUNK.min(n)));
+    let starts: Vec<usize> = (0..n).step_by(EVAL_CHUNK).collect();
+    let chunks: Vec<ChunkSums> = starts
+        .par_iter()
+        .with_max_len(1)
+        .map_init(
+            || EvalScratch::<T>::new(m, split.dim()),
+            |sc, &start| {
+                eval_chunk(
+                    w.view(),
+                    b.view(),
+                    split,
+                    start..(start + EVAL_CHUNK).min(n),
+                    sc,
+                )
+            },
+        )
+        .collect();
     let mut loss = vec![0.0f64; runs];
     let mut correct = vec![0usize; runs];
-    for start in (0..n).step_by(EVAL_CHUNK) {
-        let end = (start + EVAL_CHUNK).min(n);
-        let xc = T::rows(&split.x, start..end, &mut buf);
-        let mut sc = scores.slice_mut(s![.., ..end - start]);
-        general_mat_mul(T::one(), w, &xc.t(), T::zero(), &mut sc);
-        for (j, &label) in split.y[start..end].iter().enumerate() {
-            let y = usize::from(label);
-            for r in 0..runs {
-                let col = (0..k).map(|c| sc[[r * k + c, j]] + b[r * k + c]);
-                let (lse, arg) = log_sum_exp(col.clone());
-                loss[r] += (lse - (sc[[r * k + y, j]] + b[r * k + y])).to_f64();
-                correct[r] += usize::from(arg == y);
-            }
+    for c in &chunks {
+        for r in 0..runs {
+            loss[r] += c.loss[r];
+            correct[r] += c.correct[r];
         }
     }
     (0..runs)
@@ -335,6 +482,7 @@ pub fn train_group<T: Real>(
     let mut xb = Array2::<T>::zeros((bs, d));
     let mut scores = Array2::<T>::zeros((m, bs));
     let mut grad_w = Array2::<T>::zeros((m, d));
+    let (mut col_max, mut col_sum) = (vec![T::zero(); bs], vec![T::zero(); bs]);
     for epoch in 1..=cfg.epochs {
         if outcome.iter().all(|o| *o != Outcome::Completed) {
             break;
@@ -352,14 +500,18 @@ pub fn train_group<T: Real>(
             let xbv = xb.slice(s![..nb, ..]);
             let mut g = scores.slice_mut(s![.., ..nb]);
             general_mat_mul(T::one(), &w, &xbv.t(), T::zero(), &mut g);
+            for r in 0..runs {
+                softmax_columns(
+                    g.slice_mut(s![r * k..(r + 1) * k, ..]),
+                    b.slice(s![r * k..(r + 1) * k]),
+                    &mut col_max,
+                    &mut col_sum,
+                );
+            }
             for (j, &example) in batch.iter().enumerate() {
                 let y = usize::from(data.train.y[example as usize]);
                 for r in 0..runs {
-                    let rows = r * k..(r + 1) * k;
-                    let mut col = g.slice_mut(s![rows.clone(), j]);
-                    col.zip_mut_with(&b.slice(s![rows]), |s, &bias| *s = *s + bias);
-                    softmax_in_place(col.view_mut());
-                    col[y] = col[y] - T::one();
+                    g[[r * k + y, j]] = g[[r * k + y, j]] - T::one();
                 }
             }
             let g = scores.slice(s![.., ..nb]);
@@ -465,6 +617,55 @@ pub(crate) mod tests {
         let (lse, arg) = log_sum_exp([1000.0f64, 999.0].into_iter());
         assert_eq!(arg, 0);
         assert!((lse - (1000.0 + (1.0 + (-1.0f64).exp()).ln())).abs() < 1e-12);
+    }
+
+    #[test]
+    fn column_softmax_matches_the_per_column_softmax_bit_for_bit() {
+        let data = toy_dataset(60, 12, 7);
+        let s0 = Array2::from_shape_fn((NUM_CLASSES, 37), |(c, j)| {
+            data.train.x[[j, c]] * 3.0 - 1.5 * c as f32
+        });
+        let bias = Array1::from_shape_fn(NUM_CLASSES, |c| 0.1 * c as f32 - 0.3);
+        let mut fast = s0.clone();
+        let (mut max, mut sum) = (vec![0.0; 40], vec![0.0; 40]);
+        softmax_columns(fast.view_mut(), bias.view(), &mut max, &mut sum);
+        let mut slow = s0.clone();
+        for mut col in slow.columns_mut() {
+            col += &bias;
+            softmax_in_place(col);
+        }
+        assert_eq!(fast, slow);
+    }
+
+    #[test]
+    fn evaluation_matches_the_reference_and_ignores_the_thread_count() {
+        let data = toy_dataset(1300, 24, 8);
+        let params = Params::<f64>::init(NUM_CLASSES, 24, 0.5, 3);
+        let reference = {
+            let (mut loss, mut correct) = (0.0, 0usize);
+            for (x, &y) in data.train.x.rows().into_iter().zip(&data.train.y) {
+                let s = params.w.dot(&x.mapv(f64::from)) + &params.b;
+                let (lse, arg) = log_sum_exp(s.iter().copied());
+                loss += lse - s[usize::from(y)];
+                correct += usize::from(arg == usize::from(y));
+            }
+            (loss / 1300.0, correct as f64 / 1300.0)
+        };
+        let on = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| metrics(&params, 0.5, &data.train))
+        };
+        let one = on(1);
+        assert_eq!(one, on(3));
+        assert!(
+            (one.loss - reference.0).abs() < 1e-12,
+            "{one:?} {reference:?}"
+        );
+        assert_eq!(one.accuracy, reference.1);
+        assert!((one.cost - one.loss - 0.5 * sq_norm(params.w.view())).abs() < 1e-12);
     }
 
     #[test]
