@@ -195,7 +195,14 @@ impl SweepDir {
     /// The recorded result of `run`, if it finished (any status but failed) with the same
     /// parameters on the same data.
     pub fn finished(&self, run: &RunSpec, data: &str) -> Result<Option<RunResult>, ArtifactError> {
-        let path = self.run_dir(&run.id).join("result.json");
+        let dir = self.run_dir(&run.id);
+        if dir.exists() && !dir.is_dir() {
+            return Err(ArtifactError::Read {
+                path: dir,
+                message: "not a folder, so the run cannot be written there; move it away to train this run".into(),
+            });
+        }
+        let path = dir.join("result.json");
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
