@@ -111,11 +111,21 @@ impl RunStatus {
 }
 
 /// Final metrics on one split.
+///
+/// A diverged run's loss and cost are not finite; JSON has no such numbers and
+/// `serde_json` writes them as `null`, so `null` reads back as NaN.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Final {
+    #[serde(deserialize_with = "f64_or_nan")]
     pub loss: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub cost: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub accuracy: f64,
+}
+
+fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 impl From<SplitMetrics> for Final {
