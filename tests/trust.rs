@@ -196,7 +196,10 @@ fn assert_same(got: &BTreeMap<String, Vec<u8>>, want: &BTreeMap<String, Vec<u8>>
     let want_keys: Vec<_> = want.keys().collect();
     assert_eq!(got_keys, want_keys, "{what}: different files");
     for (k, v) in want {
-        assert!(got[k] == *v, "{what}: {k} differs from the uninterrupted sweep");
+        assert!(
+            got[k] == *v,
+            "{what}: {k} differs from the uninterrupted sweep"
+        );
     }
 }
 
@@ -244,11 +247,23 @@ fn reference() -> &'static Reference {
         assert_eq!(plan.len(), TRUST_RUNS);
         let files = snapshot(&out.join("trust"));
         for id in &plan {
-            for f in ["params.json", "metrics.csv", "W.npy", "b.npy", "result.json"] {
+            for f in [
+                "params.json",
+                "metrics.csv",
+                "W.npy",
+                "b.npy",
+                "result.json",
+            ] {
                 assert!(files.contains_key(&format!("runs/{id}/{f}")), "{id}/{f}");
             }
         }
-        for f in ["sweep.toml", "plan.csv", "metrics.csv", "results.csv", "gradcheck.csv"] {
+        for f in [
+            "sweep.toml",
+            "plan.csv",
+            "metrics.csv",
+            "results.csv",
+            "gradcheck.csv",
+        ] {
             assert!(files.contains_key(f), "{f}");
         }
         Reference {
@@ -280,7 +295,8 @@ impl SplitMix {
 /// resume: nothing finished is redone (its `result.json` is untouched and it is not
 /// reported as trained again), the resume trains exactly the unfinished runs, and the
 /// final outputs equal the uninterrupted sweep's. Kill points are uniform over the
-/// uninterrupted duration T, plus a few in its last 15% to hit the CSV rebuild.
+/// uninterrupted duration T (20 points), plus 4 drawn over [0, 30 ms] after the last run
+/// is reported, to land in the gradient check and the rebuild of the sweep CSVs.
 #[test]
 fn kill_anywhere_then_resume_gives_the_uninterrupted_outputs() {
     let r = reference();
@@ -288,25 +304,45 @@ fn kill_anywhere_then_resume_gives_the_uninterrupted_outputs() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_u64);
-    eprintln!("TRUST_SEED={seed}; uninterrupted sweep took {:.2}s", r.seconds);
+    eprintln!(
+        "TRUST_SEED={seed}; uninterrupted sweep took {:.2}s",
+        r.seconds
+    );
     let mut rng = SplitMix(seed);
     let tmp = tempfile::tempdir().unwrap();
     let mut seen = BTreeMap::new();
     for trial in 0..24 {
-        let frac = if trial < 20 {
-            rng.unit()
-        } else {
-            0.85 + 0.15 * rng.unit()
-        };
-        let delay = Duration::from_secs_f64(frac * r.seconds);
         let out = tmp.path().join(format!("out{trial}"));
         let mut child = spawn(&r.spec, &out, &["-j", "2"]);
-        std::thread::sleep(delay);
+        let delay = if trial < 20 {
+            let delay = Duration::from_secs_f64(rng.unit() * r.seconds);
+            std::thread::sleep(delay);
+            delay
+        } else {
+            // The last few kill points land after every run has been reported, in the
+            // gradient check and the rebuild of the sweep CSVs.
+            let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut ok = 0;
+                for line in lines.map_while(Result::ok) {
+                    ok += reported(&line, "ok").len();
+                    if ok == TRUST_RUNS {
+                        let _ = tx.send(());
+                    }
+                }
+            });
+            let _ = rx.recv_timeout(Duration::from_secs(120));
+            let delay = Duration::from_secs_f64(rng.unit() * 0.03);
+            std::thread::sleep(delay);
+            delay
+        };
         let killed = child.try_wait().unwrap().is_none();
         let _ = child.kill();
         child.wait().unwrap();
         let root = out.join("trust");
         let before = finished_runs(&root);
+        let tables = ["results.csv", "gradcheck.csv"].map(|f| root.join(f).exists());
         *seen.entry(before.len()).or_insert(0) += 1;
 
         let o = run_to_end(&r.spec, &out, &["-j", "2"]);
@@ -322,12 +358,21 @@ fn kill_anywhere_then_resume_gives_the_uninterrupted_outputs() {
             let now = std::fs::read(root.join("runs").join(id).join("result.json")).unwrap();
             assert!(now == *bytes, "{ctx}\n{id}/result.json was rewritten");
         }
-        let all: BTreeSet<String> = trained.union(&before.keys().cloned().collect()).cloned().collect();
+        let all: BTreeSet<String> = trained
+            .union(&before.keys().cloned().collect())
+            .cloned()
+            .collect();
         assert_eq!(all, r.plan, "{ctx}");
         assert_same(&snapshot(&root), &r.files, &ctx);
         eprintln!(
-            "trial {trial}: killed at {:.2}s ({}), {} runs finished before the kill",
+            "trial {trial}: killed {:.2}s {} ({}), {} runs finished before the kill, \
+             results.csv/gradcheck.csv existed: {tables:?}",
             delay.as_secs_f64(),
+            if trial < 20 {
+                "after start"
+            } else {
+                "after the last run"
+            },
             if killed { "running" } else { "already exited" },
             before.len()
         );
@@ -356,10 +401,18 @@ fn crash_debris_is_not_taken_as_finished() {
     .unwrap();
     let partial = root.join("runs").join(ids[1]);
     std::fs::create_dir_all(&partial).unwrap();
-    std::fs::write(partial.join("params.json"), reference_run(ids[1], "params.json")).unwrap();
+    std::fs::write(
+        partial.join("params.json"),
+        reference_run(ids[1], "params.json"),
+    )
+    .unwrap();
     std::fs::write(partial.join("W.npy"), half(reference_run(ids[1], "W.npy"))).unwrap();
     std::fs::write(partial.join("metrics.csv"), b"epoch,split,loss,co").unwrap();
-    std::fs::write(root.join("results.csv"), half(r.files["results.csv"].clone())).unwrap();
+    std::fs::write(
+        root.join("results.csv"),
+        half(r.files["results.csv"].clone()),
+    )
+    .unwrap();
     std::fs::write(root.join(".results.csv.tmp-99999-0"), b"run_id,lam").unwrap();
     std::fs::write(root.join("metrics.csv"), b"run_id,lambda\nx,").unwrap();
 
@@ -400,50 +453,70 @@ fn concurrent_runners_train_each_run_once() {
             union.extend(ok);
         }
         assert_eq!(union, r.plan, "round {round}:\n{all_err}");
-        assert_eq!(total, TRUST_RUNS, "round {round}: a run was trained twice:\n{all_err}");
-        assert_same(&snapshot(&out.join("trust")), &r.files, &format!("round {round}"));
+        assert_eq!(
+            total, TRUST_RUNS,
+            "round {round}: a run was trained twice:\n{all_err}"
+        );
+        assert_same(
+            &snapshot(&out.join("trust")),
+            &r.files,
+            &format!("round {round}"),
+        );
     }
 }
 
 /// A runner killed with SIGKILL while it holds claims does not block the runs it
 /// claimed: the next runner trains every unfinished run, none is left to another runner,
-/// and the outputs equal the reference.
+/// and the outputs equal the reference. The runner is killed once it has finished one run
+/// and claimed another (a claim file exists for a run without `result.json`); if the
+/// claimed run happens to finish before the kill lands, the attempt is repeated.
 #[test]
 fn claims_of_a_killed_runner_are_recovered() {
     let r = reference();
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
-    let mut child = spawn(&r.spec, &out, &["-j", "1"]);
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut log = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        log.push_str(&line);
-        log.push('\n');
-        if !reported(&line, "ok").is_empty() {
-            break;
+    let claimed =
+        |root: &Path| std::fs::read_dir(root.join("runs/.claims")).map_or(0, |d| d.count());
+    for attempt in 0..5 {
+        let out = tmp.path().join(format!("out{attempt}"));
+        let root = out.join("trust");
+        let mut child = spawn(&r.spec, &out, &["-j", "1"]);
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut log = String::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            log.push_str(&line);
+            log.push('\n');
+            if !reported(&line, "ok").is_empty() {
+                break;
+            }
         }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while claimed(&root) <= finished_runs(&root).len() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let before = finished_runs(&root);
+        if before.len() == TRUST_RUNS || claimed(&root) <= before.len() {
+            eprintln!("attempt {attempt}: no claim held at the kill; again");
+            continue;
+        }
+        eprintln!(
+            "attempt {attempt}: killed with {} finished and {} claimed",
+            before.len(),
+            claimed(&root)
+        );
+        let o = run_to_end(&r.spec, &out, &["-j", "2"]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(0), "{err}");
+        assert!(err.contains(" 0 left to another runner"), "{err}");
+        let trained: BTreeSet<String> = reported(&err, "ok").into_iter().collect();
+        assert_eq!(trained.len(), TRUST_RUNS - before.len(), "{err}");
+        assert!(before.keys().all(|id| !trained.contains(id)), "{err}");
+        assert_same(&snapshot(&root), &r.files, "after a killed runner");
+        return;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let root = out.join("trust");
-    let before = finished_runs(&root);
-    assert!(
-        !before.is_empty() && before.len() < TRUST_RUNS,
-        "expected a kill mid-sweep; {} finished:\n{log}",
-        before.len()
-    );
-    let claims = std::fs::read_dir(root.join("runs/.claims")).unwrap().count();
-    assert!(claims > before.len(), "the killed runner had claimed its next run");
-
-    let o = run_to_end(&r.spec, &out, &["-j", "2"]);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(0), "{err}");
-    assert!(err.contains(" 0 left to another runner"), "{err}");
-    let trained: BTreeSet<String> = reported(&err, "ok").into_iter().collect();
-    assert_eq!(trained.len(), TRUST_RUNS - before.len(), "{err}");
-    assert!(before.keys().all(|id| !trained.contains(id)), "{err}");
-    assert_same(&snapshot(&root), &r.files, "after a killed runner");
+    panic!("could not kill a runner while it held a claim in 5 attempts");
 }
 
 fn results_rows(root: &Path) -> Vec<BTreeMap<String, String>> {
@@ -500,7 +573,12 @@ fn divergence_is_recorded_and_others_finish() {
     let epoch: usize = bad[0]["diverged_epoch"].parse().expect("an epoch number");
     assert!((1..=5).contains(&epoch), "diverged_epoch {epoch}");
     let json: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(out.join("diverge/runs").join(&diverged[0]).join("result.json")).unwrap(),
+        &std::fs::read(
+            out.join("diverge/runs")
+                .join(&diverged[0])
+                .join("result.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(json["status"], "diverged");
@@ -558,7 +636,11 @@ fn fail_fast_stops_starting_runs_and_reports_them() {
 #[test]
 fn a_failing_run_is_reported_and_the_others_finish() {
     let tmp = tempfile::tempdir().unwrap();
-    let spec = write_spec(tmp.path(), "blocked", DIVERGE_BODY.replace("eta = 10.0", "eta = 0.01").as_str());
+    let spec = write_spec(
+        tmp.path(),
+        "blocked",
+        DIVERGE_BODY.replace("eta = 10.0", "eta = 0.01").as_str(),
+    );
     let out = tmp.path().join("out");
     let root = out.join("blocked");
     let blocked = root.join("runs/lambda=1_eta=0.01_batch=100_epochs=5_seed=1");
@@ -581,7 +663,10 @@ fn a_failing_run_is_reported_and_the_others_finish() {
     assert_eq!(ok.len(), 4, "{err}");
     let rows = results_rows(&root);
     assert_eq!(rows.len(), 4);
-    assert!(rows.iter().all(|r| r["status"] == "ok" && r["run_id"] != id));
+    assert!(
+        rows.iter()
+            .all(|r| r["status"] == "ok" && r["run_id"] != id)
+    );
 
     std::fs::remove_file(&blocked).unwrap();
     let o = run_to_end(&spec, &out, &["-j", "2"]);
