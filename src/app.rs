@@ -176,10 +176,11 @@ pub fn run(opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport, AppE
     if opts.gradcheck_only {
         pending.clear();
     }
-    if !done.is_empty() {
+    let reused = done.iter().filter(|o| o.reused).count();
+    if reused > 0 {
         info!(
             "skipping {} of {} runs already finished in {} (--force retrains them)",
-            done.len(),
+            reused,
             plan.runs.len(),
             dir.root().display()
         );

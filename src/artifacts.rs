@@ -111,10 +111,16 @@ impl RunStatus {
 }
 
 /// Final metrics on one split.
+///
+/// A diverged run's loss and cost are not finite; JSON has no such numbers and
+/// `serde_json` writes them as `null`, so `null` reads back as NaN.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Final {
+    #[serde(deserialize_with = "f64_or_nan")]
     pub loss: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub cost: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub accuracy: f64,
 }
 
@@ -127,6 +133,10 @@ impl Final {
             .all(|v| v.is_finite())
             .then_some(m.into())
     }
+}
+
+fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 impl From<SplitMetrics> for Final {
@@ -206,7 +216,14 @@ impl SweepDir {
     /// The recorded result of `run`, if it finished (any status but failed) with the same
     /// parameters on the same data.
     pub fn finished(&self, run: &RunSpec, data: &str) -> Result<Option<RunResult>, ArtifactError> {
-        let path = self.run_dir(&run.id).join("result.json");
+        let dir = self.run_dir(&run.id);
+        if dir.exists() && !dir.is_dir() {
+            return Err(ArtifactError::Read {
+                path: dir,
+                message: "not a folder, so the run cannot be written there; move it away to train this run".into(),
+            });
+        }
+        let path = dir.join("result.json");
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

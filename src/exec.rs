@@ -168,7 +168,8 @@ fn record_failure(dir: &SweepDir, run: &RunSpec, msg: &str, fingerprint: &str) -
     RunError::Failed(msg.to_string())
 }
 
-/// Finished runs (reused unless `opts.force`) and the rest, pending.
+/// Finished runs (reused unless `opts.force`) and runs whose folder cannot be read
+/// (failed), then the rest, pending.
 pub fn partition(
     plan: &Plan,
     dir: &SweepDir,
@@ -186,6 +187,14 @@ pub fn partition(
             }),
             Ok(_) => pending.push(run.clone()),
             Err(ArtifactError::OtherData { .. }) if force => pending.push(run.clone()),
+            // One run's unreadable folder (a file in its place, a corrupt result.json) is
+            // that run's failure, not the sweep's: the others still train. Its folder is
+            // left as found, since it may hold something the user wants.
+            Err(e @ ArtifactError::Read { .. }) => done.push(RunOutcome {
+                run: run.clone(),
+                result: Err(RunError::Failed(e.to_string())),
+                reused: false,
+            }),
             Err(e) => return Err(e),
         }
     }
