@@ -215,7 +215,7 @@ proptest! {
         let sample = std::fs::read(root().join("data/cifar10-sample/data_batch_1.bin")).unwrap();
         let bytes = mutate(&sample[..records * 3073], &ms);
         let valid = !bytes.is_empty()
-            && bytes.len() % 3073 == 0
+            && bytes.len().is_multiple_of(3073)
             && bytes.chunks(3073).all(|r| r[0] < 10);
         match sweep::data::parse_cifar10_bin(&bytes, Path::new("fuzz.bin")) {
             Ok(split) => {
@@ -252,7 +252,7 @@ fn huge_header(seed: &[u8], shape: &str) -> Vec<u8> {
     let text = String::from_utf8_lossy(seed).into_owned();
     let start = text.find("'shape': (").unwrap() + "'shape': (".len();
     let end = start + text[start..].find(')').unwrap();
-    let mut out = text[..start].as_bytes().to_vec();
+    let mut out = text.as_bytes()[..start].to_vec();
     out.extend_from_slice(shape.as_bytes());
     out.extend_from_slice(&seed[end..]);
     out
