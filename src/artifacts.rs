@@ -564,3 +564,22 @@ impl RunId {
             .expect("a string is a RunId")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_json_round_trips_floats_exactly() {
+        // A value serde_json's fast float parser misreads by one ulp without its
+        // `float_roundtrip` feature (seen as results.csv differing from metrics.csv).
+        let f = Final {
+            loss: 2.0099948738605162,
+            cost: 0.1 + 0.2,
+            accuracy: 1.0 / 3.0,
+        };
+        let back: Final = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        assert_eq!(back, f);
+        assert_eq!(back.loss.to_bits(), f.loss.to_bits());
+    }
+}
