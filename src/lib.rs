@@ -14,6 +14,7 @@ pub mod exec;
 pub mod fetch;
 pub mod figures;
 pub mod gradcheck;
+pub mod kernel;
 pub mod model;
 pub mod npy;
 pub mod plan;

@@ -6,16 +6,14 @@
 //! runs at once: runs that see the same examples in the same order (same seed, batch
 //! size, epochs, shuffling and initialisation) differ only in `lambda` and `eta`, so their
 //! weight matrices are stacked into one `(R*K) x d` matrix and every matrix product reads a
-//! mini-batch once for all of them. Each GEMM is called with `alpha = 1, beta = 0`, for
-//! which `matrixmultiply` computes every output row with the same operations whatever the
-//! number of rows (see `../shared/notes/gemm.md`), and all scaling happens in separate
-//! element-wise passes; so a run's numbers are bit-identical whether it trains alone or
-//! fused with others.
+//! mini-batch once for all of them. The products are [`crate::kernel`]'s, which compute
+//! every output element with one fixed sequence of operations whatever the number of rows,
+//! and all scaling happens in separate element-wise passes; so a run's numbers are
+//! bit-identical whether it trains alone or fused with others.
 
 use std::fmt::{Debug, Display};
 use std::ops::Range;
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{
     Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, LinalgScalar, s,
 };
@@ -24,11 +22,12 @@ use num_traits::Float;
 use rayon::prelude::*;
 
 use crate::data::{Dataset, NUM_CLASSES, Split};
+use crate::kernel::{Scalar, dot_nt, par_acc_nn_rows, par_dot_nt_rows};
 use crate::rng::{self, Stream};
 
 /// A float type training can run in.
 pub trait Real:
-    LinalgScalar + Float + Send + Sync + Debug + Display + WritableElement + 'static
+    LinalgScalar + Float + Scalar + Send + Sync + Debug + Display + WritableElement + 'static
 {
     /// `"f32"` or `"f64"`.
     const NAME: &'static str;
@@ -40,8 +39,14 @@ pub trait Real:
         rows: Range<usize>,
         buf: &'a mut Array2<Self>,
     ) -> ArrayView2<'a, Self>;
-    /// Copies `x`'s rows `idx` into the first rows of `out`.
-    fn gather(x: &Array2<f32>, idx: &[u32], out: &mut Array2<Self>);
+    /// `x`'s rows `idx`, as a matrix and the row indices into it: `x` itself for f32
+    /// (read in place), the rows converted into `buf` for f64 (with `iota` = 0, 1, ...).
+    fn batch<'a>(
+        x: &'a Array2<f32>,
+        idx: &'a [u32],
+        buf: &'a mut Array2<Self>,
+        iota: &'a [u32],
+    ) -> (ArrayView2<'a, Self>, &'a [u32]);
 }
 
 impl Real for f32 {
@@ -59,10 +64,13 @@ impl Real for f32 {
     ) -> ArrayView2<'a, f32> {
         x.slice(s![rows, ..])
     }
-    fn gather(x: &Array2<f32>, idx: &[u32], out: &mut Array2<f32>) {
-        for (&i, mut dst) in idx.iter().zip(out.rows_mut()) {
-            dst.assign(&x.row(i as usize));
-        }
+    fn batch<'a>(
+        x: &'a Array2<f32>,
+        idx: &'a [u32],
+        _buf: &'a mut Array2<f32>,
+        _iota: &'a [u32],
+    ) -> (ArrayView2<'a, f32>, &'a [u32]) {
+        (x.view(), idx)
     }
 }
 
@@ -84,10 +92,16 @@ impl Real for f64 {
         out.zip_mut_with(&x.slice(s![rows, ..]), |o, &v| *o = f64::from(v));
         buf.slice(s![..n, ..])
     }
-    fn gather(x: &Array2<f32>, idx: &[u32], out: &mut Array2<f64>) {
-        for (&i, mut dst) in idx.iter().zip(out.rows_mut()) {
+    fn batch<'a>(
+        x: &'a Array2<f32>,
+        idx: &'a [u32],
+        buf: &'a mut Array2<f64>,
+        iota: &'a [u32],
+    ) -> (ArrayView2<'a, f64>, &'a [u32]) {
+        for (&i, mut dst) in idx.iter().zip(buf.rows_mut()) {
             dst.zip_mut_with(&x.row(i as usize), |o, &v| *o = f64::from(v));
         }
+        (buf.view(), &iota[..idx.len()])
     }
 }
 
@@ -318,13 +332,7 @@ fn eval_chunk<T: Real>(
         sum,
     } = sc;
     let xc = T::rows(&split.x, range, x);
-    general_mat_mul(
-        T::one(),
-        &w,
-        &xc.t(),
-        T::zero(),
-        &mut scores.slice_mut(s![.., ..nc]),
-    );
+    dot_nt(w, xc, scores.slice_mut(s![.., ..nc]));
     let all = scores.as_slice().expect("the score block is contiguous");
     let (best, arg, sum) = (&mut best[..nc], &mut arg[..nc], &mut sum[..nc]);
     let mut out = ChunkSums {
@@ -479,7 +487,8 @@ pub fn train_group<T: Real>(
     let bs = cfg.batch_size.min(n);
     let mut order: Vec<u32> = (0..n as u32).collect();
     let mut shuffler = rng::generator(cfg.seed, Stream::Shuffle);
-    let mut xb = Array2::<T>::zeros((bs, d));
+    let mut xb = Array2::<T>::zeros((if T::NAME == "f32" { 0 } else { bs }, d));
+    let iota: Vec<u32> = (0..bs as u32).collect();
     let mut scores = Array2::<T>::zeros((m, bs));
     let mut grad_w = Array2::<T>::zeros((m, d));
     let (mut col_max, mut col_sum) = (vec![T::zero(); bs], vec![T::zero(); bs]);
@@ -496,10 +505,9 @@ pub fn train_group<T: Real>(
         }
         for batch in order.chunks(bs) {
             let nb = batch.len();
-            T::gather(&data.train.x, batch, &mut xb);
-            let xbv = xb.slice(s![..nb, ..]);
+            let (xs, rows) = T::batch(&data.train.x, batch, &mut xb, &iota);
             let mut g = scores.slice_mut(s![.., ..nb]);
-            general_mat_mul(T::one(), &w, &xbv.t(), T::zero(), &mut g);
+            par_dot_nt_rows(w.view(), xs, rows, g.view_mut());
             for r in 0..runs {
                 softmax_columns(
                     g.slice_mut(s![r * k..(r + 1) * k, ..]),
@@ -515,7 +523,7 @@ pub fn train_group<T: Real>(
                 }
             }
             let g = scores.slice(s![.., ..nb]);
-            general_mat_mul(T::one(), &g, &xbv, T::zero(), &mut grad_w);
+            par_acc_nn_rows(g, xs, rows, grad_w.view_mut());
             let inv_n = T::one() / T::from_f64(nb as f64);
             for r in 0..runs {
                 if outcome[r] != Outcome::Completed {

@@ -1,0 +1,163 @@
+//! Times `sweep::kernel` against ndarray's `general_mat_mul` (matrixmultiply) on the
+//! training shapes: forward (M x 3072 x 100), backward (M x 100 x 3072) and evaluation
+//! (M x 3072 x 10000), single-threaded, and prints GFLOP/s and the ratio.
+//!
+//!     cargo run --release --example kernels [-- f64]
+
+use std::time::Instant;
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, s};
+use sweep::kernel::{Scalar, acc_nn, dot_nt};
+
+fn best<F: FnMut()>(reps: usize, mut f: F) -> f64 {
+    (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn run<T: Scalar + ndarray::LinalgScalar>(name: &str, cast: impl Fn(f64) -> T + Copy) {
+    let d = 3072;
+    let n = 10_000;
+    let pad: usize = std::env::var("PAD")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(0);
+    let xp = Array2::from_shape_fn((n, d + pad), |(i, k)| {
+        cast(((i * 31 + k * 7) % 97) as f64 / 97.0 - 0.5)
+    });
+    let x = xp.slice(s![.., ..d]);
+    for m in [10usize, 40, 120] {
+        let wp = Array2::from_shape_fn((m, d + pad), |(i, k)| {
+            cast(((i * 13 + k * 3) % 89) as f64 / 890.0)
+        });
+        let w = wp.slice(s![.., ..d]);
+        let mut dwp = Array2::<T>::zeros((m, d + pad));
+        let mut dw = dwp.slice_mut(s![.., ..d]);
+        let g = Array2::from_shape_fn((m, 100), |(i, j)| cast(((i + j) % 7) as f64 / 7.0 - 0.5));
+        let mut s_ = Array2::<T>::zeros((m, 100));
+        let mut ev = Array2::<T>::zeros((m, 500));
+        let flops_fwd = 2.0 * (m * d * 100) as f64 * 100.0;
+        let flops_eval = 2.0 * (m * d * n) as f64;
+        // 100 batches, each a different block of X, as in an epoch.
+        let fwd_k = best(3, || {
+            for bt in 0..100 {
+                dot_nt(
+                    w.view(),
+                    x.slice(s![bt * 100..(bt + 1) * 100, ..]),
+                    s_.view_mut(),
+                );
+            }
+        });
+        let fwd_m = best(3, || {
+            for bt in 0..100 {
+                let xb = x.slice(s![bt * 100..(bt + 1) * 100, ..]);
+                general_mat_mul(T::one(), &w, &xb.t(), T::zero(), &mut s_);
+            }
+        });
+        let bwd_k = best(3, || {
+            for bt in 0..100 {
+                acc_nn(
+                    g.view(),
+                    x.slice(s![bt * 100..(bt + 1) * 100, ..]),
+                    dw.view_mut(),
+                );
+            }
+        });
+        let bwd_m = best(3, || {
+            for bt in 0..100 {
+                let xb = x.slice(s![bt * 100..(bt + 1) * 100, ..]);
+                general_mat_mul(T::one(), &g, &xb, T::zero(), &mut dw);
+            }
+        });
+        let eval_k = best(3, || {
+            for c in 0..n / 500 {
+                dot_nt(
+                    w.view(),
+                    x.slice(s![c * 500..(c + 1) * 500, ..]),
+                    ev.view_mut(),
+                );
+            }
+        });
+        let eval_m = best(3, || {
+            for c in 0..n / 500 {
+                let xc = x.slice(s![c * 500..(c + 1) * 500, ..]);
+                general_mat_mul(T::one(), &w, &xc.t(), T::zero(), &mut ev);
+            }
+        });
+        let gf = |f: f64, t: f64| f / t / 1e9;
+        println!(
+            "{name} M={m:3}: fwd {:5.1} vs {:5.1} GF/s ({:.2}x) | bwd {:5.1} vs {:5.1} ({:.2}x) | eval {:5.1} vs {:5.1} ({:.2}x)",
+            gf(flops_fwd, fwd_k),
+            gf(flops_fwd, fwd_m),
+            fwd_m / fwd_k,
+            gf(flops_fwd, bwd_k),
+            gf(flops_fwd, bwd_m),
+            bwd_m / bwd_k,
+            gf(flops_eval, eval_k),
+            gf(flops_eval, eval_m),
+            eval_m / eval_k,
+        );
+    }
+}
+
+fn main() {
+    if std::env::var_os("L1").is_some() {
+        return l1_peak();
+    }
+    println!(
+        "kernel vs matrixmultiply, 1 thread (GFLOP/s, ratio = matrixmultiply time / kernel time)"
+    );
+    match std::env::args().nth(1).as_deref() {
+        Some("f64") => run::<f64>("f64", |v| v),
+        _ => run::<f32>("f32", |v| v as f32),
+    }
+}
+
+/// Peak check: a product whose operands fit in L1, repeated.
+#[allow(dead_code)]
+pub fn l1_peak() {
+    for (m, n, d) in [
+        (2usize, 5usize, 512usize),
+        (10, 10, 512),
+        (10, 100, 256),
+        (10, 100, 3072),
+    ] {
+        let big_a = Array2::from_shape_fn((m + 1, d), |(i, k)| ((i + k) % 7) as f32);
+        let big_b = Array2::from_shape_fn((n + 1, d), |(i, k)| ((i * 3 + k) % 5) as f32);
+        let off = |p: *const f32| ((64 - (p as usize % 64)) % 64) / 4;
+        let (oa, ob) = (off(big_a.as_ptr()), off(big_b.as_ptr()));
+        let shift = std::env::var("SHIFT")
+            .map(|v| v.parse::<usize>().unwrap())
+            .unwrap_or(0);
+        let a = big_a.as_slice().unwrap()[oa + shift..][..m * d].to_vec();
+        let a = ndarray::ArrayView2::from_shape((m, d), &a[..])
+            .unwrap()
+            .to_owned();
+        let _ = a;
+        let a = ndarray::ArrayView2::from_shape(
+            (m, d),
+            &big_a.as_slice().unwrap()[oa + shift..][..m * d],
+        )
+        .unwrap();
+        let b = ndarray::ArrayView2::from_shape(
+            (n, d),
+            &big_b.as_slice().unwrap()[ob + shift..][..n * d],
+        )
+        .unwrap();
+        let mut c = Array2::<f32>::zeros((m, n));
+        let reps = 2_000_000_000 / (2 * m * n * d);
+        let t = best(3, || {
+            for _ in 0..reps {
+                dot_nt(a.view(), b.view(), c.view_mut());
+            }
+        });
+        println!(
+            "L1 m={m} n={n} d={d}: {:.1} GF/s",
+            (2 * m * n * d * reps) as f64 / t / 1e9
+        );
+    }
+}

@@ -1,0 +1,773 @@
+//! The two matrix products training needs, for its skinny shapes, with every output
+//! element computed by one fixed sequence of operations.
+//!
+//! * [`dot_nt`]: `C = A Bᵀ` with A (m x d) and B (n x d) both row-major: the forward pass
+//!   and the evaluation (`S = W Xᵀ`, each image a contiguous row of X).
+//! * [`acc_nn`]: `C = G B` with G (m x n) and B (n x d): the weight gradient `G X`.
+//!
+//! Why not a general GEMM: here one side has 10 rows per run, and general GEMMs re-pack the
+//! whole other operand (a mini-batch, or the full split) on every call, then use each
+//! packed element in only 10 multiply-adds; both operands are already laid out so that
+//! the inner loop reads them contiguously, so no packing is needed (see
+//! `../shared/notes/gemm.md` and BENCHMARKS.md for the measurements).
+//!
+//! The order of operations is part of the contract, because it is what makes a run's
+//! numbers independent of what it is fused with, of the thread count and of sharding:
+//!
+//! * `dot_nt`: element `(i, j)` keeps [`Scalar::LANES`] partial sums; lane `l` accumulates
+//!   the products of the depth indices `k ≡ l (mod LANES)`, in increasing `k`, each with
+//!   one fused multiply-add; the lanes are then added by a fixed pairwise tree
+//!   ([`reduce_lanes`]).
+//! * `acc_nn`: element `(i, k)` is the fused multiply-add chain over `j = 0, 1, ..., n-1`,
+//!   starting from zero.
+//!
+//! Neither depends on m, on n, on which tile an element lands in, or on how the work is
+//! split across threads. The SIMD path (x86-64 with AVX2 and FMA, chosen at run time) and
+//! the portable path compute exactly these operations, so they agree bit for bit (tested),
+//! and results do not depend on the machine's vector width either.
+
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use num_traits::Float;
+
+/// A float type the kernels handle: f32 or f64.
+pub trait Scalar: Float + Send + Sync + std::fmt::Debug + 'static {
+    /// Partial sums per `dot_nt` element (one 256-bit vector).
+    const LANES: usize;
+    #[cfg(target_arch = "x86_64")]
+    #[doc(hidden)]
+    type V: avx::Vector<Elem = Self>;
+}
+
+impl Scalar for f32 {
+    const LANES: usize = 8;
+    #[cfg(target_arch = "x86_64")]
+    type V = std::arch::x86_64::__m256;
+}
+
+impl Scalar for f64 {
+    const LANES: usize = 4;
+    #[cfg(target_arch = "x86_64")]
+    type V = std::arch::x86_64::__m256d;
+}
+
+/// Adds the lanes of `dot_nt` partial sums by halves: `l[i] += l[i + h]` for
+/// `h = LANES/2, LANES/4, ..., 1`; the result is `l[0]`.
+pub fn reduce_lanes<T: Scalar>(lanes: &mut [T]) -> T {
+    let mut h = lanes.len() / 2;
+    while h > 0 {
+        for i in 0..h {
+            lanes[i] = lanes[i] + lanes[i + h];
+        }
+        h /= 2;
+    }
+    lanes[0]
+}
+
+/// Raw view of a row-major matrix whose rows may be strided but whose elements within a
+/// row are contiguous; with `idx` non-null, row `r` is row `idx[r]` of the storage.
+#[derive(Clone, Copy)]
+struct Mat<T> {
+    ptr: *const T,
+    rows: usize,
+    cols: usize,
+    ld: usize,
+    idx: *const u32,
+}
+
+impl<T> Mat<T> {
+    /// Start of row `r`.
+    ///
+    /// # Safety
+    /// `r < self.rows`.
+    #[inline(always)]
+    unsafe fn row(&self, r: usize) -> *const T {
+        unsafe {
+            if self.idx.is_null() {
+                self.ptr.add(r * self.ld)
+            } else {
+                self.ptr.add(*self.idx.add(r) as usize * self.ld)
+            }
+        }
+    }
+
+    /// Rows `r0..` (a view of the same storage).
+    ///
+    /// # Safety
+    /// `r0 <= self.rows`.
+    #[inline(always)]
+    unsafe fn skip_rows(self, r0: usize) -> Self {
+        unsafe {
+            if self.idx.is_null() {
+                Mat {
+                    ptr: self.ptr.add(r0 * self.ld),
+                    rows: self.rows - r0,
+                    ..self
+                }
+            } else {
+                Mat {
+                    idx: self.idx.add(r0),
+                    rows: self.rows - r0,
+                    ..self
+                }
+            }
+        }
+    }
+}
+
+fn raw<T>(v: &ArrayView2<T>, what: &str) -> Mat<T> {
+    let (rows, cols) = v.dim();
+    assert!(
+        cols <= 1 || v.strides()[1] == 1,
+        "{what}: elements within a row must be contiguous"
+    );
+    assert!(v.strides()[0] >= 0, "{what}: negative row stride");
+    Mat {
+        ptr: v.as_ptr(),
+        rows,
+        cols,
+        ld: v.strides()[0] as usize,
+        idx: std::ptr::null(),
+    }
+}
+
+/// `x`'s rows `rows`, without copying them.
+fn raw_rows<'a, T>(x: &ArrayView2<'a, T>, rows: &'a [u32]) -> Mat<T> {
+    let all = raw(x, "right operand");
+    assert!(
+        rows.iter().all(|&r| (r as usize) < all.rows),
+        "row index out of range"
+    );
+    Mat {
+        rows: rows.len(),
+        idx: rows.as_ptr(),
+        ..all
+    }
+}
+
+fn raw_mut<T>(v: &mut ArrayViewMut2<T>) -> (*mut T, usize) {
+    assert!(
+        v.ncols() <= 1 || v.strides()[1] == 1,
+        "output: elements within a row must be contiguous"
+    );
+    assert!(v.strides()[0] >= 0, "output: negative row stride");
+    (v.as_mut_ptr(), v.strides()[0] as usize)
+}
+
+/// `c[i][j] = Σ_k a[i][k] b[j][k]`, in the order described in the module docs.
+///
+/// Panics if the shapes disagree or a row is not contiguous.
+pub fn dot_nt<T: Scalar>(a: ArrayView2<T>, b: ArrayView2<T>, mut c: ArrayViewMut2<T>) {
+    let (am, bm) = (raw(&a, "left operand"), raw(&b, "right operand"));
+    assert_eq!(am.cols, bm.cols, "dot_nt: depths differ");
+    assert_eq!(c.dim(), (am.rows, bm.rows), "dot_nt: output shape");
+    let (cp, ldc) = raw_mut(&mut c);
+    // SAFETY: the views above guarantee every index the kernels touch is in bounds: rows
+    // < rows, columns < cols, and c is m x n with contiguous rows.
+    unsafe {
+        #[cfg(target_arch = "x86_64")]
+        if avx::available() {
+            return avx::dot_nt::<T>(am, bm, cp, ldc);
+        }
+        portable::dot_nt(am, bm, cp, ldc);
+    }
+}
+
+/// [`dot_nt`] with `b` = rows `rows` of `x`, read in place (no gathered copy).
+pub fn dot_nt_rows<T: Scalar>(
+    a: ArrayView2<T>,
+    x: ArrayView2<T>,
+    rows: &[u32],
+    mut c: ArrayViewMut2<T>,
+) {
+    let (am, bm) = (raw(&a, "left operand"), raw_rows(&x, rows));
+    assert_eq!(am.cols, bm.cols, "dot_nt: depths differ");
+    assert_eq!(c.dim(), (am.rows, bm.rows), "dot_nt: output shape");
+    let (cp, ldc) = raw_mut(&mut c);
+    // SAFETY: as in `dot_nt`; `raw_rows` checked the row indices.
+    unsafe {
+        #[cfg(target_arch = "x86_64")]
+        if avx::available() {
+            return avx::dot_nt::<T>(am, bm, cp, ldc);
+        }
+        portable::dot_nt(am, bm, cp, ldc);
+    }
+}
+
+/// [`acc_nn`] with `b` = rows `rows` of `x`, read in place (no gathered copy).
+pub fn acc_nn_rows<T: Scalar>(
+    g: ArrayView2<T>,
+    x: ArrayView2<T>,
+    rows: &[u32],
+    mut c: ArrayViewMut2<T>,
+) {
+    let (gm, bm) = (raw(&g, "left operand"), raw_rows(&x, rows));
+    assert_eq!(gm.cols, bm.rows, "acc_nn: inner dimensions differ");
+    assert_eq!(c.dim(), (gm.rows, bm.cols), "acc_nn: output shape");
+    let (cp, ldc) = raw_mut(&mut c);
+    // SAFETY: as in `acc_nn`; `raw_rows` checked the row indices.
+    unsafe {
+        #[cfg(target_arch = "x86_64")]
+        if avx::available() {
+            return avx::acc_nn::<T>(gm, bm, cp, ldc);
+        }
+        portable::acc_nn(gm, bm, cp, ldc);
+    }
+}
+
+/// Multiply-adds below which [`par_dot_nt_rows`] and [`par_acc_nn_rows`] stop splitting.
+const GRAIN: usize = 1 << 20;
+
+/// [`dot_nt_rows`], split over the rows of `b` (the columns of `c`) across the current
+/// rayon pool. Every element is computed as in the sequential call, so the bits are the
+/// same for any number of threads.
+pub fn par_dot_nt_rows<T: Scalar>(
+    a: ArrayView2<T>,
+    x: ArrayView2<T>,
+    rows: &[u32],
+    c: ArrayViewMut2<T>,
+) {
+    if rows.len() < 2 || a.nrows() * rows.len() * a.ncols() < GRAIN {
+        return dot_nt_rows(a, x, rows, c);
+    }
+    let h = rows.len() / 2;
+    let (c1, c2) = c.split_at(Axis(1), h);
+    rayon::join(
+        || par_dot_nt_rows(a, x, &rows[..h], c1),
+        || par_dot_nt_rows(a, x, &rows[h..], c2),
+    );
+}
+
+/// [`acc_nn_rows`], split over the columns of `x` and `c` across the current rayon pool;
+/// the same bits for any number of threads.
+pub fn par_acc_nn_rows<T: Scalar>(
+    g: ArrayView2<T>,
+    x: ArrayView2<T>,
+    rows: &[u32],
+    c: ArrayViewMut2<T>,
+) {
+    let cols = x.ncols();
+    if cols < 2 * T::LANES || g.nrows() * rows.len() * cols < GRAIN {
+        return acc_nn_rows(g, x, rows, c);
+    }
+    // Split at a whole vector, so both halves run the vector code.
+    let h = cols / 2 / T::LANES * T::LANES;
+    let (x1, x2) = x.split_at(Axis(1), h);
+    let (c1, c2) = c.split_at(Axis(1), h);
+    rayon::join(
+        || par_acc_nn_rows(g, x1, rows, c1),
+        || par_acc_nn_rows(g, x2, rows, c2),
+    );
+}
+
+/// `c[i][k] = Σ_j g[i][j] b[j][k]`, in the order described in the module docs.
+///
+/// Panics if the shapes disagree or a row is not contiguous.
+pub fn acc_nn<T: Scalar>(g: ArrayView2<T>, b: ArrayView2<T>, mut c: ArrayViewMut2<T>) {
+    let (gm, bm) = (raw(&g, "left operand"), raw(&b, "right operand"));
+    assert_eq!(gm.cols, bm.rows, "acc_nn: inner dimensions differ");
+    assert_eq!(c.dim(), (gm.rows, bm.cols), "acc_nn: output shape");
+    let (cp, ldc) = raw_mut(&mut c);
+    // SAFETY: as in `dot_nt`.
+    unsafe {
+        #[cfg(target_arch = "x86_64")]
+        if avx::available() {
+            return avx::acc_nn::<T>(gm, bm, cp, ldc);
+        }
+        portable::acc_nn(gm, bm, cp, ldc);
+    }
+}
+
+/// The reference implementation of the contract: scalar code, one element at a time.
+mod portable {
+    use super::{Mat, Scalar, reduce_lanes};
+
+    pub(super) unsafe fn dot_nt<T: Scalar>(a: Mat<T>, b: Mat<T>, c: *mut T, ldc: usize) {
+        let lanes = T::LANES;
+        let mut acc = [T::zero(); 8];
+        for i in 0..a.rows {
+            for j in 0..b.rows {
+                acc[..lanes].fill(T::zero());
+                for k in 0..a.cols {
+                    // SAFETY: i < a.rows, j < b.rows, k < cols.
+                    let (x, y) = unsafe { (*a.row(i).add(k), *b.row(j).add(k)) };
+                    acc[k % lanes] = x.mul_add(y, acc[k % lanes]);
+                }
+                // SAFETY: c is a.rows x b.rows.
+                unsafe { *c.add(i * ldc + j) = reduce_lanes(&mut acc[..lanes]) };
+            }
+        }
+    }
+
+    pub(super) unsafe fn acc_nn<T: Scalar>(g: Mat<T>, b: Mat<T>, c: *mut T, ldc: usize) {
+        for i in 0..g.rows {
+            for k in 0..b.cols {
+                let mut acc = T::zero();
+                for j in 0..g.cols {
+                    // SAFETY: i < g.rows, j < g.cols = b.rows, k < b.cols.
+                    let (x, y) = unsafe { (*g.row(i).add(j), *b.row(j).add(k)) };
+                    acc = x.mul_add(y, acc);
+                }
+                // SAFETY: c is g.rows x b.cols.
+                unsafe { *c.add(i * ldc + k) = acc };
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use std::arch::x86_64::*;
+    use std::sync::OnceLock;
+
+    use super::{Mat, Scalar, reduce_lanes};
+
+    pub(super) fn available() -> bool {
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    }
+
+    /// One 256-bit vector of `Elem`s. The methods are only called from functions compiled
+    /// with AVX2 and FMA enabled, after [`available`] said the CPU has them.
+    pub trait Vector: Copy {
+        type Elem: Scalar;
+        unsafe fn zero() -> Self;
+        unsafe fn load(p: *const Self::Elem) -> Self;
+        unsafe fn splat(v: Self::Elem) -> Self;
+        /// `a * b + c`, rounded once.
+        unsafe fn fma(a: Self, b: Self, c: Self) -> Self;
+        unsafe fn store(self, p: *mut Self::Elem);
+    }
+
+    impl Vector for __m256 {
+        type Elem = f32;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { _mm256_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            unsafe { _mm256_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            unsafe { _mm256_set1_ps(v) }
+        }
+        #[inline(always)]
+        unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+            unsafe { _mm256_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm256_storeu_ps(p, self) }
+        }
+    }
+
+    impl Vector for __m256d {
+        type Elem = f64;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { _mm256_setzero_pd() }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f64) -> Self {
+            unsafe { _mm256_loadu_pd(p) }
+        }
+        #[inline(always)]
+        unsafe fn splat(v: f64) -> Self {
+            unsafe { _mm256_set1_pd(v) }
+        }
+        #[inline(always)]
+        unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+            unsafe { _mm256_fmadd_pd(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f64) {
+            unsafe { _mm256_storeu_pd(p, self) }
+        }
+    }
+
+    /// Rows of A and of B per `dot_nt` register tile (2 x 5 accumulators + 3 operands
+    /// fit the 16 vector registers).
+    const DOT_MR: usize = 2;
+    const DOT_NR: usize = 5;
+
+    /// Bytes of each row of A and B one depth block covers: the block of B's current tile
+    /// stays in L1 while every tile of A's rows passes over it.
+    const DOT_BLOCK_BYTES: usize = 2048;
+
+    /// Loops: tiles of `DOT_NR` rows of B; depth blocks; tiles of `DOT_MR` rows of A. The
+    /// partial sums of a B tile are kept in `partial` between depth blocks, so every
+    /// element still accumulates its lanes over increasing k.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot_nt<T: Scalar>(a: Mat<T>, b: Mat<T>, c: *mut T, ldc: usize) {
+        let chunks = a.cols / T::LANES;
+        let per_block = (DOT_BLOCK_BYTES / std::mem::size_of::<T>() / T::LANES).max(1);
+        let mut partial = vec![unsafe { T::V::zero() }; a.rows * DOT_NR];
+        let mut j0 = 0;
+        while j0 < b.rows {
+            let nr = DOT_NR.min(b.rows - j0);
+            let mut q0 = 0;
+            loop {
+                let q1 = (q0 + per_block).min(chunks);
+                let mut i0 = 0;
+                while i0 < a.rows {
+                    let mr = DOT_MR.min(a.rows - i0);
+                    // SAFETY: the tile lies within a, b, c and partial.
+                    unsafe {
+                        let t = DotTile {
+                            a: a.skip_rows(i0),
+                            b: b.skip_rows(j0),
+                            chunks: q0..q1,
+                            last: q1 == chunks,
+                            partial: partial.as_mut_ptr().add(i0 * DOT_NR),
+                            c: c.add(i0 * ldc + j0),
+                            ldc,
+                        };
+                        match (mr, nr) {
+                            (2, 5) => dot_tile::<T, 2, 5>(t),
+                            (2, 4) => dot_tile::<T, 2, 4>(t),
+                            (2, 3) => dot_tile::<T, 2, 3>(t),
+                            (2, 2) => dot_tile::<T, 2, 2>(t),
+                            (2, _) => dot_tile::<T, 2, 1>(t),
+                            (_, 5) => dot_tile::<T, 1, 5>(t),
+                            (_, 4) => dot_tile::<T, 1, 4>(t),
+                            (_, 3) => dot_tile::<T, 1, 3>(t),
+                            (_, 2) => dot_tile::<T, 1, 2>(t),
+                            _ => dot_tile::<T, 1, 1>(t),
+                        }
+                    }
+                    i0 += mr;
+                }
+                if q1 == chunks {
+                    break;
+                }
+                q0 = q1;
+            }
+            j0 += nr;
+        }
+    }
+
+    /// One register tile over one depth block.
+    struct DotTile<T: Scalar> {
+        a: Mat<T>,
+        b: Mat<T>,
+        /// Vector chunks of the depth this call covers.
+        chunks: std::ops::Range<usize>,
+        /// Whether this is the last block: then the tail is added, the lanes reduced and
+        /// the result written to `c`; otherwise the sums go back to `partial`.
+        last: bool,
+        /// MR x DOT_NR vectors of partial sums (read unless the block starts at 0).
+        partial: *mut T::V,
+        c: *mut T,
+        ldc: usize,
+    }
+
+    #[inline(always)]
+    unsafe fn dot_tile<T: Scalar, const MR: usize, const NR: usize>(t: DotTile<T>) {
+        let depth = t.a.cols;
+        let lanes = T::LANES;
+        let done = depth / lanes * lanes;
+        // SAFETY (whole body): rows < MR of a and < NR of b, columns < depth, and the
+        // MR x DOT_NR block of partial.
+        unsafe {
+            let mut a = [std::ptr::null(); MR];
+            for (i, p) in a.iter_mut().enumerate() {
+                *p = t.a.row(i);
+            }
+            let mut b = [std::ptr::null(); NR];
+            for (j, p) in b.iter_mut().enumerate() {
+                *p = t.b.row(j);
+            }
+            let mut acc = [[T::V::zero(); NR]; MR];
+            if t.chunks.start > 0 {
+                for (i, row) in acc.iter_mut().enumerate() {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = *t.partial.add(i * DOT_NR + j);
+                    }
+                }
+            }
+            for q in t.chunks {
+                let off = q * lanes;
+                let mut av = [T::V::zero(); MR];
+                for (i, v) in av.iter_mut().enumerate() {
+                    *v = T::V::load(a[i].add(off));
+                }
+                for j in 0..NR {
+                    let bv = T::V::load(b[j].add(off));
+                    for i in 0..MR {
+                        acc[i][j] = T::V::fma(av[i], bv, acc[i][j]);
+                    }
+                }
+            }
+            if !t.last {
+                for (i, row) in acc.iter().enumerate() {
+                    for (j, v) in row.iter().enumerate() {
+                        *t.partial.add(i * DOT_NR + j) = *v;
+                    }
+                }
+                return;
+            }
+            let mut buf = [T::zero(); 8];
+            for i in 0..MR {
+                for j in 0..NR {
+                    acc[i][j].store(buf.as_mut_ptr());
+                    for (l, slot) in buf[..depth - done].iter_mut().enumerate() {
+                        *slot = (*a[i].add(done + l)).mul_add(*b[j].add(done + l), *slot);
+                    }
+                    *t.c.add(i * t.ldc + j) = reduce_lanes(&mut buf[..lanes]);
+                }
+            }
+        }
+    }
+
+    /// Rows of G per `acc_nn` tile, and vectors of B's row per tile (5 x 2 accumulators).
+    const ACC_MR: usize = 5;
+    const ACC_NV: usize = 2;
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn acc_nn<T: Scalar>(g: Mat<T>, b: Mat<T>, c: *mut T, ldc: usize) {
+        let lanes = T::LANES;
+        let width = b.cols;
+        let vectors = width / lanes;
+        let mut v0 = 0;
+        while v0 < vectors {
+            let nv = ACC_NV.min(vectors - v0);
+            let mut i0 = 0;
+            while i0 < g.rows {
+                let mr = ACC_MR.min(g.rows - i0);
+                // SAFETY: the tile lies within g, b and c.
+                unsafe {
+                    let t = (
+                        g.skip_rows(i0),
+                        b,
+                        v0 * lanes,
+                        c.add(i0 * ldc + v0 * lanes),
+                        ldc,
+                    );
+                    match (mr, nv) {
+                        (5, 2) => acc_tile::<T, 5, 2>(t),
+                        (4, 2) => acc_tile::<T, 4, 2>(t),
+                        (3, 2) => acc_tile::<T, 3, 2>(t),
+                        (2, 2) => acc_tile::<T, 2, 2>(t),
+                        (_, 2) => acc_tile::<T, 1, 2>(t),
+                        (5, _) => acc_tile::<T, 5, 1>(t),
+                        (4, _) => acc_tile::<T, 4, 1>(t),
+                        (3, _) => acc_tile::<T, 3, 1>(t),
+                        (2, _) => acc_tile::<T, 2, 1>(t),
+                        _ => acc_tile::<T, 1, 1>(t),
+                    }
+                }
+                i0 += mr;
+            }
+            v0 += nv;
+        }
+        // Columns past the last whole vector: the same chain, one element at a time.
+        for i in 0..g.rows {
+            for k in vectors * lanes..width {
+                let mut acc = T::zero();
+                for j in 0..g.cols {
+                    // SAFETY: i < g.rows, j < g.cols = b.rows, k < width.
+                    unsafe {
+                        acc = (*g.row(i).add(j)).mul_add(*b.row(j).add(k), acc);
+                    }
+                }
+                // SAFETY: c is g.rows x width.
+                unsafe { *c.add(i * ldc + k) = acc };
+            }
+        }
+    }
+
+    type AccTile<T> = (Mat<T>, Mat<T>, usize, *mut T, usize);
+
+    #[inline(always)]
+    unsafe fn acc_tile<T: Scalar, const MR: usize, const NV: usize>(t: AccTile<T>) {
+        let (gm, bm, col, c, ldc) = t;
+        let lanes = T::LANES;
+        // SAFETY (whole body): rows < MR of g, j < n, NV vectors of each row of b and c.
+        unsafe {
+            let mut g = [std::ptr::null(); MR];
+            for (i, p) in g.iter_mut().enumerate() {
+                *p = gm.row(i);
+            }
+            let mut acc = [[T::V::zero(); NV]; MR];
+            for j in 0..gm.cols {
+                let row = bm.row(j).add(col);
+                let mut bv = [T::V::zero(); NV];
+                for (v, x) in bv.iter_mut().enumerate() {
+                    *x = T::V::load(row.add(v * lanes));
+                }
+                for i in 0..MR {
+                    let s = T::V::splat(*g[i].add(j));
+                    for v in 0..NV {
+                        acc[i][v] = T::V::fma(s, bv[v], acc[i][v]);
+                    }
+                }
+            }
+            for (i, row) in acc.iter().enumerate() {
+                for (v, x) in row.iter().enumerate() {
+                    x.store(c.add(i * ldc + v * lanes));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, s};
+
+    fn random(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        Array2::from_shape_fn((rows, cols), |_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        })
+    }
+
+    fn portable_dot<T: Scalar>(a: &Array2<T>, b: &Array2<T>) -> Array2<T> {
+        let mut c = Array2::from_elem((a.nrows(), b.nrows()), T::nan());
+        let (am, bm) = (raw(&a.view(), "a"), raw(&b.view(), "b"));
+        let mut cv = c.view_mut();
+        let (cp, ldc) = raw_mut(&mut cv);
+        unsafe { portable::dot_nt(am, bm, cp, ldc) };
+        c
+    }
+
+    fn portable_acc<T: Scalar>(g: &Array2<T>, b: &Array2<T>) -> Array2<T> {
+        let mut c = Array2::from_elem((g.nrows(), b.ncols()), T::nan());
+        let (gm, bm) = (raw(&g.view(), "g"), raw(&b.view(), "b"));
+        let mut cv = c.view_mut();
+        let (cp, ldc) = raw_mut(&mut cv);
+        unsafe { portable::acc_nn(gm, bm, cp, ldc) };
+        c
+    }
+
+    fn bits<T: Scalar + Into<f64>>(c: &Array2<T>) -> Vec<u64> {
+        c.iter().map(|&v| v.into().to_bits()).collect()
+    }
+
+    /// Shapes around every tile edge, including depths that are not a multiple of the lanes.
+    const SHAPES: [(usize, usize, usize); 7] = [
+        (10, 100, 3072),
+        (1, 1, 1),
+        (3, 7, 13),
+        (11, 9, 37),
+        (40, 23, 64),
+        (7, 1, 5),
+        (2, 5, 17),
+    ];
+
+    fn check_against_portable<T: Scalar + Into<f64>>(cast: impl Fn(f64) -> T) {
+        for (s, &(m, n, d)) in SHAPES.iter().enumerate() {
+            let a = random(m, d, s as u64).mapv(&cast);
+            let b = random(n, d, 100 + s as u64).mapv(&cast);
+            let mut c = Array2::from_elem((m, n), T::nan());
+            dot_nt(a.view(), b.view(), c.view_mut());
+            assert_eq!(bits(&c), bits(&portable_dot(&a, &b)), "dot_nt {m}x{n}x{d}");
+            let reference = a.mapv(Into::into).dot(&b.mapv(Into::into).t());
+            for (x, y) in c.iter().zip(&reference) {
+                assert!(
+                    ((*x).into() - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                    "{x:?} vs {y}"
+                );
+            }
+
+            let g = random(m, n, 200 + s as u64).mapv(&cast);
+            let x = random(n, d, 300 + s as u64).mapv(&cast);
+            let mut c = Array2::from_elem((m, d), T::nan());
+            acc_nn(g.view(), x.view(), c.view_mut());
+            assert_eq!(bits(&c), bits(&portable_acc(&g, &x)), "acc_nn {m}x{n}x{d}");
+            let reference = g.mapv(Into::into).dot(&x.mapv(Into::into));
+            for (x, y) in c.iter().zip(&reference) {
+                assert!(
+                    ((*x).into() - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                    "{x:?} vs {y}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn simd_and_portable_paths_agree_bit_for_bit_and_with_a_reference_product() {
+        check_against_portable::<f32>(|v| v as f32);
+        check_against_portable::<f64>(|v| v);
+    }
+
+    #[test]
+    fn each_output_row_and_column_is_independent_of_the_others() {
+        // Rows 3..13 of a 40-row product equal the 10-row product of those rows, and
+        // columns computed in a sub-view equal the full product's: what fusing runs and
+        // splitting work across threads rely on.
+        let a = random(40, 3072, 7).mapv(|v| v as f32);
+        let b = random(100, 3072, 8).mapv(|v| v as f32);
+        let mut full = Array2::zeros((40, 100));
+        dot_nt(a.view(), b.view(), full.view_mut());
+        let mut part = Array2::zeros((10, 37));
+        dot_nt(
+            a.slice(s![3..13, ..]),
+            b.slice(s![50..87, ..]),
+            part.view_mut(),
+        );
+        assert_eq!(bits(&part), bits(&full.slice(s![3..13, 50..87]).to_owned()));
+
+        let g = random(40, 100, 9).mapv(|v| v as f32);
+        let mut full = Array2::zeros((40, 3072));
+        acc_nn(g.view(), b.view(), full.view_mut());
+        let mut part = Array2::zeros((7, 1001));
+        acc_nn(
+            g.slice(s![30..37, ..]),
+            b.slice(s![.., 1000..2001]),
+            part.view_mut(),
+        );
+        assert_eq!(
+            bits(&part),
+            bits(&full.slice(s![30..37, 1000..2001]).to_owned())
+        );
+    }
+
+    #[test]
+    fn row_indexed_and_parallel_products_equal_the_product_of_the_gathered_rows() {
+        let x = random(300, 3072, 11).mapv(|v| v as f32);
+        let w = random(40, 3072, 12).mapv(|v| v as f32);
+        let rows: Vec<u32> = (0..100).map(|i| (i * 37 % 300) as u32).collect();
+        let gathered = x.select(
+            ndarray::Axis(0),
+            &rows.iter().map(|&r| r as usize).collect::<Vec<_>>(),
+        );
+        let mut s_ref = Array2::zeros((40, 100));
+        dot_nt(w.view(), gathered.view(), s_ref.view_mut());
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let mut s_par = Array2::zeros((40, 100));
+        pool.install(|| par_dot_nt_rows(w.view(), x.view(), &rows, s_par.view_mut()));
+        assert_eq!(bits(&s_par), bits(&s_ref));
+
+        let mut d_ref = Array2::zeros((40, 3072));
+        acc_nn(s_ref.view(), gathered.view(), d_ref.view_mut());
+        let mut d_par = Array2::zeros((40, 3072));
+        pool.install(|| par_acc_nn_rows(s_ref.view(), x.view(), &rows, d_par.view_mut()));
+        assert_eq!(bits(&d_par), bits(&d_ref));
+    }
+
+    #[test]
+    #[should_panic(expected = "row index out of range")]
+    fn a_row_index_past_the_end_is_refused() {
+        let x = Array2::<f32>::zeros((3, 8));
+        let mut c = Array2::zeros((1, 1));
+        dot_nt_rows(Array2::zeros((1, 8)).view(), x.view(), &[3], c.view_mut());
+    }
+
+    #[test]
+    fn lanes_are_added_by_halves() {
+        let mut l = [1.0f64, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
+        assert_eq!(reduce_lanes(&mut l), 255.0);
+        let mut l = [1e16f64, 1.0, -1e16, 1.0];
+        // (1e16 + -1e16) + (1 + 1) = 2, whereas a left-to-right sum gives 1.
+        assert_eq!(reduce_lanes(&mut l), 2.0);
+    }
+}
