@@ -10,6 +10,8 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, s};
 use sweep::kernel::{Scalar, acc_nn, dot_nt};
 
+const NB: usize = 100;
+
 fn best<F: FnMut()>(reps: usize, mut f: F) -> f64 {
     (0..reps)
         .map(|_| {
@@ -27,9 +29,10 @@ fn run<T: Scalar + ndarray::LinalgScalar>(name: &str, cast: impl Fn(f64) -> T + 
         .map(|v| v.parse().unwrap())
         .unwrap_or(0);
     let xp = Array2::from_shape_fn((n, d + pad), |(i, k)| {
-        cast(((i * 31 + k * 7) % 97) as f64 / 97.0 - 0.5)
+        (((i * 31 + k * 7) % 97) as f64 / 97.0 - 0.5) as f32
     });
     let x = xp.slice(s![.., ..d]);
+    let xt = x.mapv(|v| cast(f64::from(v)));
     for m in [10usize, 40, 120] {
         let wp = Array2::from_shape_fn((m, d + pad), |(i, k)| {
             cast(((i * 13 + k * 3) % 89) as f64 / 890.0)
@@ -47,14 +50,14 @@ fn run<T: Scalar + ndarray::LinalgScalar>(name: &str, cast: impl Fn(f64) -> T + 
             for bt in 0..100 {
                 dot_nt(
                     w.view(),
-                    x.slice(s![bt * 100..(bt + 1) * 100, ..]),
+                    x.slice(s![(bt % NB) * 100..((bt % NB) + 1) * 100, ..]),
                     s_.view_mut(),
                 );
             }
         });
         let fwd_m = best(3, || {
             for bt in 0..100 {
-                let xb = x.slice(s![bt * 100..(bt + 1) * 100, ..]);
+                let xb = xt.slice(s![(bt % NB) * 100..((bt % NB) + 1) * 100, ..]);
                 general_mat_mul(T::one(), &w, &xb.t(), T::zero(), &mut s_);
             }
         });
@@ -62,14 +65,14 @@ fn run<T: Scalar + ndarray::LinalgScalar>(name: &str, cast: impl Fn(f64) -> T + 
             for bt in 0..100 {
                 acc_nn(
                     g.view(),
-                    x.slice(s![bt * 100..(bt + 1) * 100, ..]),
+                    x.slice(s![(bt % NB) * 100..((bt % NB) + 1) * 100, ..]),
                     dw.view_mut(),
                 );
             }
         });
         let bwd_m = best(3, || {
             for bt in 0..100 {
-                let xb = x.slice(s![bt * 100..(bt + 1) * 100, ..]);
+                let xb = xt.slice(s![(bt % NB) * 100..((bt % NB) + 1) * 100, ..]);
                 general_mat_mul(T::one(), &g, &xb, T::zero(), &mut dw);
             }
         });
@@ -84,7 +87,7 @@ fn run<T: Scalar + ndarray::LinalgScalar>(name: &str, cast: impl Fn(f64) -> T + 
         });
         let eval_m = best(3, || {
             for c in 0..n / 500 {
-                let xc = x.slice(s![c * 500..(c + 1) * 500, ..]);
+                let xc = xt.slice(s![c * 500..(c + 1) * 500, ..]);
                 general_mat_mul(T::one(), &w, &xc.t(), T::zero(), &mut ev);
             }
         });

@@ -10,7 +10,8 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, Array2, Axis, s};
+use ndarray::{Array1, Array2, Axis, Zip, s};
+use rayon::prelude::*;
 
 /// Bytes per CIFAR-10 binary record: one label byte and 32 x 32 x 3 pixels.
 pub const CIFAR10_RECORD: usize = 1 + CIFAR10_DIM;
@@ -375,20 +376,33 @@ impl Dataset {
         let n = train.x.nrows() as f64;
         let scale = |raw: &RawSplit| if raw.from_bytes { 1.0 / 255.0 } else { 1.0 };
         let train_scale = scale(&train);
-        let mut mean = Array1::<f64>::zeros(dim);
-        for row in train.x.rows() {
-            for (m, &v) in mean.iter_mut().zip(row) {
-                *m += f64::from(v) * train_scale;
-            }
-        }
-        mean /= n;
-        let mut var = Array1::<f64>::zeros(dim);
-        for row in train.x.rows() {
-            for ((acc, &v), &m) in var.iter_mut().zip(row).zip(&mean) {
-                let d = f64::from(v) * train_scale - m;
-                *acc += d * d;
-            }
-        }
+        // Per feature, sums over the examples in order; features are split across threads
+        // in blocks, which does not change any feature's sums.
+        let blocks: Vec<(Vec<f64>, Vec<f64>)> = (0..dim.div_ceil(256))
+            .into_par_iter()
+            .map(|block| {
+                let x = train
+                    .x
+                    .slice(s![.., block * 256..((block + 1) * 256).min(dim)]);
+                let mut mean = vec![0.0f64; x.ncols()];
+                for row in x.rows() {
+                    for (m, &v) in mean.iter_mut().zip(row) {
+                        *m += f64::from(v) * train_scale;
+                    }
+                }
+                mean.iter_mut().for_each(|m| *m /= n);
+                let mut var = vec![0.0f64; x.ncols()];
+                for row in x.rows() {
+                    for ((acc, &v), &m) in var.iter_mut().zip(row).zip(&mean) {
+                        let d = f64::from(v) * train_scale - m;
+                        *acc += d * d;
+                    }
+                }
+                (mean, var)
+            })
+            .collect();
+        let mean: Array1<f64> = blocks.iter().flat_map(|b| b.0.iter().copied()).collect();
+        let var: Array1<f64> = blocks.iter().flat_map(|b| b.1.iter().copied()).collect();
         let std = var.mapv(|v| {
             let s = (v / n).sqrt();
             if s > 0.0 { s } else { 1.0 }
@@ -396,11 +410,11 @@ impl Dataset {
         let apply = |raw: RawSplit| -> Split {
             let k = scale(&raw);
             let mut x = raw.x;
-            for mut row in x.rows_mut() {
+            Zip::from(x.rows_mut()).par_for_each(|mut row| {
                 for ((v, &m), &s) in row.iter_mut().zip(&mean).zip(&std) {
                     *v = ((f64::from(*v) * k - m) / s) as f32;
                 }
-            }
+            });
             Split { x, y: raw.y }
         };
         Dataset {

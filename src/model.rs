@@ -22,7 +22,7 @@ use num_traits::Float;
 use rayon::prelude::*;
 
 use crate::data::{Dataset, NUM_CLASSES, Split};
-use crate::kernel::{Scalar, dot_nt, par_acc_nn_rows, par_dot_nt_rows};
+use crate::kernel::{Scalar, dot_nt, padded_zeros, par_acc_nn_rows, par_dot_nt_rows};
 use crate::rng::{self, Stream};
 
 /// A float type training can run in.
@@ -33,20 +33,6 @@ pub trait Real:
     const NAME: &'static str;
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
-    /// Rows `rows` of `x` as this type: a view for f32, a conversion into `buf` otherwise.
-    fn rows<'a>(
-        x: &'a Array2<f32>,
-        rows: Range<usize>,
-        buf: &'a mut Array2<Self>,
-    ) -> ArrayView2<'a, Self>;
-    /// `x`'s rows `idx`, as a matrix and the row indices into it: `x` itself for f32
-    /// (read in place), the rows converted into `buf` for f64 (with `iota` = 0, 1, ...).
-    fn batch<'a>(
-        x: &'a Array2<f32>,
-        idx: &'a [u32],
-        buf: &'a mut Array2<Self>,
-        iota: &'a [u32],
-    ) -> (ArrayView2<'a, Self>, &'a [u32]);
 }
 
 impl Real for f32 {
@@ -57,21 +43,6 @@ impl Real for f32 {
     fn to_f64(self) -> f64 {
         f64::from(self)
     }
-    fn rows<'a>(
-        x: &'a Array2<f32>,
-        rows: Range<usize>,
-        _buf: &'a mut Array2<f32>,
-    ) -> ArrayView2<'a, f32> {
-        x.slice(s![rows, ..])
-    }
-    fn batch<'a>(
-        x: &'a Array2<f32>,
-        idx: &'a [u32],
-        _buf: &'a mut Array2<f32>,
-        _iota: &'a [u32],
-    ) -> (ArrayView2<'a, f32>, &'a [u32]) {
-        (x.view(), idx)
-    }
 }
 
 impl Real for f64 {
@@ -81,27 +52,6 @@ impl Real for f64 {
     }
     fn to_f64(self) -> f64 {
         self
-    }
-    fn rows<'a>(
-        x: &'a Array2<f32>,
-        rows: Range<usize>,
-        buf: &'a mut Array2<f64>,
-    ) -> ArrayView2<'a, f64> {
-        let n = rows.len();
-        let mut out = buf.slice_mut(s![..n, ..]);
-        out.zip_mut_with(&x.slice(s![rows, ..]), |o, &v| *o = f64::from(v));
-        buf.slice(s![..n, ..])
-    }
-    fn batch<'a>(
-        x: &'a Array2<f32>,
-        idx: &'a [u32],
-        buf: &'a mut Array2<f64>,
-        iota: &'a [u32],
-    ) -> (ArrayView2<'a, f64>, &'a [u32]) {
-        for (&i, mut dst) in idx.iter().zip(buf.rows_mut()) {
-            dst.zip_mut_with(&x.row(i as usize), |o, &v| *o = f64::from(v));
-        }
-        (buf.view(), &iota[..idx.len()])
     }
 }
 
@@ -286,10 +236,9 @@ struct ChunkSums {
     correct: Vec<usize>,
 }
 
-/// Scratch buffers of one evaluation worker: the chunk converted to `T` (f64 only), the
-/// score block and the per-column maximum, argmax and exponential sum of one run.
+/// Scratch buffers of one evaluation worker: the score block and the per-column maximum,
+/// argmax and exponential sum of one run.
 struct EvalScratch<T> {
-    x: Array2<T>,
     scores: Array2<T>,
     best: Vec<T>,
     arg: Vec<u8>,
@@ -297,9 +246,8 @@ struct EvalScratch<T> {
 }
 
 impl<T: Real> EvalScratch<T> {
-    fn new(m: usize, dim: usize) -> Self {
+    fn new(m: usize) -> Self {
         EvalScratch {
-            x: Array2::zeros((if T::NAME == "f32" { 0 } else { EVAL_CHUNK }, dim)),
             scores: Array2::zeros((m, EVAL_CHUNK)),
             best: vec![T::zero(); EVAL_CHUNK],
             arg: vec![0; EVAL_CHUNK],
@@ -325,13 +273,12 @@ fn eval_chunk<T: Real>(
     let nc = range.len();
     let labels = &split.y[range.clone()];
     let EvalScratch {
-        x,
         scores,
         best,
         arg,
         sum,
     } = sc;
-    let xc = T::rows(&split.x, range, x);
+    let xc = split.x.slice(s![range, ..]);
     dot_nt(w, xc, scores.slice_mut(s![.., ..nc]));
     let all = scores.as_slice().expect("the score block is contiguous");
     let (best, arg, sum) = (&mut best[..nc], &mut arg[..nc], &mut sum[..nc]);
@@ -394,7 +341,7 @@ fn evaluate<T: Real>(
         .par_iter()
         .with_max_len(1)
         .map_init(
-            || EvalScratch::<T>::new(m, split.dim()),
+            || EvalScratch::<T>::new(m),
             |sc, &start| {
                 eval_chunk(
                     w.view(),
@@ -450,7 +397,7 @@ pub fn train_group<T: Real>(
     let runs = members.len();
     let m = runs * k;
     let init = Params::<T>::init(k, d, cfg.init_std, cfg.seed);
-    let mut w = Array2::<T>::zeros((m, d));
+    let mut w = padded_zeros::<T>(m, d);
     let mut b = Array1::<T>::zeros(m);
     for r in 0..runs {
         w.slice_mut(s![r * k..(r + 1) * k, ..]).assign(&init.w);
@@ -487,10 +434,8 @@ pub fn train_group<T: Real>(
     let bs = cfg.batch_size.min(n);
     let mut order: Vec<u32> = (0..n as u32).collect();
     let mut shuffler = rng::generator(cfg.seed, Stream::Shuffle);
-    let mut xb = Array2::<T>::zeros((if T::NAME == "f32" { 0 } else { bs }, d));
-    let iota: Vec<u32> = (0..bs as u32).collect();
     let mut scores = Array2::<T>::zeros((m, bs));
-    let mut grad_w = Array2::<T>::zeros((m, d));
+    let mut grad_w = padded_zeros::<T>(m, d);
     let (mut col_max, mut col_sum) = (vec![T::zero(); bs], vec![T::zero(); bs]);
     for epoch in 1..=cfg.epochs {
         if outcome.iter().all(|o| *o != Outcome::Completed) {
@@ -505,7 +450,7 @@ pub fn train_group<T: Real>(
         }
         for batch in order.chunks(bs) {
             let nb = batch.len();
-            let (xs, rows) = T::batch(&data.train.x, batch, &mut xb, &iota);
+            let (xs, rows) = (data.train.x.view(), batch);
             let mut g = scores.slice_mut(s![.., ..nb]);
             par_dot_nt_rows(w.view(), xs, rows, g.view_mut());
             for r in 0..runs {
