@@ -380,6 +380,10 @@ impl SweepDir {
     /// another process holds it. The operating system releases the lock when its holder
     /// dies, so a killed runner never blocks a run. (flock is per machine: on a network
     /// file system shared by several machines, shard the sweep instead; see README.)
+    ///
+    /// A run's folder is only assembled by the holder of its claim, so once the claim is
+    /// ours, whatever a killed runner left of this run under `runs/.tmp/` is debris: see
+    /// [`SweepDir::clear_debris`].
     pub fn claim(&self, id: &RunId) -> Result<Option<fs::File>, ArtifactError> {
         let dir = self.root.join("runs").join(".claims");
         fs::create_dir_all(&dir).map_err(write_err(&dir))?;
@@ -391,9 +395,52 @@ impl SweepDir {
             .open(&path)
             .map_err(write_err(&path))?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(file)),
+            Ok(()) => {
+                self.clear_debris(id);
+                Ok(Some(file))
+            }
             Err(fs::TryLockError::WouldBlock) => Ok(None),
             Err(fs::TryLockError::Error(e)) => Err(ArtifactError::Write { path, source: e }),
+        }
+    }
+
+    /// Clears what a killed runner left of run `id` under `runs/.tmp/` (call with its claim
+    /// held). A half-built folder is removed. A finished folder moved aside while being
+    /// replaced (`.old`) is moved back when the run has no folder, because the crash came
+    /// between the two renames; otherwise it is removed. Best effort: a failure here only
+    /// leaves the debris in place.
+    fn clear_debris(&self, id: &RunId) {
+        let tmp = self.root.join("runs").join(".tmp");
+        let Ok(entries) = fs::read_dir(&tmp) else {
+            return;
+        };
+        let prefix = format!("{id}.");
+        let dest = self.run_dir(id);
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            // The rest must be exactly a `<pid>-<counter>` suffix: ids contain dots
+            // (lambda=0.1), so a longer id that starts with this one leaves a dot in it.
+            let Some(rest) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            let (suffix, old) = match rest.strip_suffix(".old") {
+                Some(s) => (s, true),
+                None => (rest, false),
+            };
+            if !suffix.chars().all(|c| c.is_ascii_digit() || c == '-') || suffix.is_empty() {
+                continue;
+            }
+            let path = entry.path();
+            let outcome = if old && !dest.exists() {
+                fs::rename(&path, &dest)
+            } else {
+                fs::remove_dir_all(&path)
+            };
+            match outcome {
+                Ok(()) => tracing::debug!("cleared {} (left by a killed runner)", path.display()),
+                Err(e) => tracing::debug!("could not clear {}: {e}", path.display()),
+            }
         }
     }
 
@@ -568,6 +615,40 @@ impl RunId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claiming_a_run_clears_what_a_killed_runner_left_of_it_and_nothing_else() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = SweepDir::new(out.path(), "s");
+        let tmp = dir.root().join("runs").join(".tmp");
+        let (id, other) = (
+            RunId::from_str_unchecked("lambda=0.1_eta=0.01_seed=1"),
+            RunId::from_str_unchecked("lambda=0.1_eta=0.01_seed=10"),
+        );
+        let half_built = tmp.join(format!("{id}.123-0"));
+        let moved_aside = tmp.join(format!("{id}.123-1.old"));
+        let others = tmp.join(format!("{other}.123-2"));
+        for d in [&half_built, &moved_aside, &others] {
+            fs::create_dir_all(d).unwrap();
+        }
+        fs::write(moved_aside.join("result.json"), "{}").unwrap();
+
+        let claim = dir.claim(&id).unwrap().expect("free");
+        assert!(!half_built.exists(), "a half-built folder is removed");
+        assert!(!moved_aside.exists());
+        assert!(
+            dir.run_dir(&id).join("result.json").exists(),
+            "a finished folder caught between the two renames is moved back"
+        );
+        assert!(others.exists(), "another run's folder is not touched");
+        drop(claim);
+
+        // With the run's folder in place, a stale `.old` is removed instead.
+        fs::create_dir_all(&moved_aside).unwrap();
+        let _claim = dir.claim(&id).unwrap().expect("free");
+        assert!(!moved_aside.exists());
+        assert!(dir.run_dir(&id).join("result.json").exists());
+    }
 
     #[test]
     fn result_json_round_trips_floats_exactly() {

@@ -5,6 +5,9 @@
 //!   and the evaluation (`S = W Xᵀ`, each image a contiguous row of X).
 //! * [`acc_nn`]: `C = G B` with G (m x n) and B (n x d): the weight gradient `G X`.
 //!
+//! B is always the data, held once in f32; in f64 runs it is widened on load (exactly), so
+//! no converted copy of a batch or a split is ever made.
+//!
 //! Why not a general GEMM: here one side has 10 rows per run, and general GEMMs re-pack the
 //! whole other operand (a mini-batch, or the full split) on every call, then use each
 //! packed element in only 10 multiply-adds; both operands are already laid out so that
@@ -65,7 +68,8 @@ const ROW_PAD_BYTES: usize = 64;
 ///
 /// Without the padding a 3072-float row is exactly 3 x 4096 bytes, so the same column of
 /// every row maps to the same L1 cache set, and the rows a tile reads at once evict each
-/// other (measured: 30-40% slower products, `examples/kernels.rs` with `PAD=0`).
+/// other (`examples/kernels.rs` with `PAD=16` against `PAD=0` ran the 40-row products
+/// about 30% faster; end to end the effect is within this VM's run-to-run noise).
 pub fn padded_zeros<T: Scalar>(rows: usize, cols: usize) -> ndarray::Array2<T> {
     let pad = ROW_PAD_BYTES / std::mem::size_of::<T>();
     ndarray::Array2::zeros((rows, cols + pad)).slice_move(ndarray::s![.., ..cols])

@@ -364,6 +364,7 @@ fn kill_anywhere_then_resume_gives_the_uninterrupted_outputs() {
             .collect();
         assert_eq!(all, r.plan, "{ctx}");
         assert_same(&snapshot(&root), &r.files, &ctx);
+        assert_eq!(leftovers(&root), Vec::<String>::new(), "{ctx}");
         eprintln!(
             "trial {trial}: killed {:.2}s {} ({}), {} runs finished before the kill, \
              results.csv/gradcheck.csv existed: {tables:?}",
@@ -423,6 +424,18 @@ fn crash_debris_is_not_taken_as_finished() {
     let trained: BTreeSet<String> = reported(&err, "ok").into_iter().collect();
     assert_eq!(trained, r.plan, "{err}");
     assert_same(&snapshot(&root), &r.files, "after crash debris");
+    assert_eq!(leftovers(&root), Vec::<String>::new(), "{err}");
+}
+
+/// What is left under `runs/.tmp/`: after a runner has claimed every run, nothing (a
+/// claim clears what a killed runner left of its run).
+fn leftovers(root: &Path) -> Vec<String> {
+    match std::fs::read_dir(root.join("runs").join(".tmp")) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Three runners started together on one output folder: each run is trained by exactly
