@@ -181,20 +181,8 @@ fn raw_mut<T>(v: &mut ArrayViewMut2<T>) -> (*mut T, usize) {
 /// `c[i][j] = Σ_k a[i][k] b[j][k]`, in the order described in the module docs.
 ///
 /// Panics if the shapes disagree or a row is not contiguous.
-pub fn dot_nt<T: Scalar>(a: ArrayView2<T>, b: ArrayView2<f32>, mut c: ArrayViewMut2<T>) {
-    let (am, bm) = (raw(&a, "left operand"), raw(&b, "right operand"));
-    assert_eq!(am.cols, bm.cols, "dot_nt: depths differ");
-    assert_eq!(c.dim(), (am.rows, bm.rows), "dot_nt: output shape");
-    let (cp, ldc) = raw_mut(&mut c);
-    // SAFETY: the views above guarantee every index the kernels touch is in bounds: rows
-    // < rows, columns < cols, and c is m x n with contiguous rows.
-    unsafe {
-        #[cfg(target_arch = "x86_64")]
-        if avx::available() {
-            return avx::dot_nt::<T>(am, bm, cp, ldc);
-        }
-        portable::dot_nt(am, bm, cp, ldc);
-    }
+pub fn dot_nt<T: Scalar>(a: ArrayView2<T>, b: ArrayView2<f32>, c: ArrayViewMut2<T>) {
+    dot_nt_raw(a, raw(&b, "right operand"), c);
 }
 
 /// [`dot_nt`] with `b` = rows `rows` of `x`, read in place (no gathered copy).
@@ -202,13 +190,19 @@ pub fn dot_nt_rows<T: Scalar>(
     a: ArrayView2<T>,
     x: ArrayView2<f32>,
     rows: &[u32],
-    mut c: ArrayViewMut2<T>,
+    c: ArrayViewMut2<T>,
 ) {
-    let (am, bm) = (raw(&a, "left operand"), raw_rows(&x, rows));
+    dot_nt_raw(a, raw_rows(&x, rows), c);
+}
+
+fn dot_nt_raw<T: Scalar>(a: ArrayView2<T>, bm: Mat<f32>, mut c: ArrayViewMut2<T>) {
+    let am = raw(&a, "left operand");
     assert_eq!(am.cols, bm.cols, "dot_nt: depths differ");
     assert_eq!(c.dim(), (am.rows, bm.rows), "dot_nt: output shape");
     let (cp, ldc) = raw_mut(&mut c);
-    // SAFETY: as in `dot_nt`; `raw_rows` checked the row indices.
+    // SAFETY: `raw`, `raw_rows` and the asserts guarantee every index the kernels touch
+    // is in bounds: rows < rows (row indices checked), columns < cols, and c is m x n
+    // with contiguous rows.
     unsafe {
         #[cfg(target_arch = "x86_64")]
         if avx::available() {
@@ -223,13 +217,17 @@ pub fn acc_nn_rows<T: Scalar>(
     g: ArrayView2<T>,
     x: ArrayView2<f32>,
     rows: &[u32],
-    mut c: ArrayViewMut2<T>,
+    c: ArrayViewMut2<T>,
 ) {
-    let (gm, bm) = (raw(&g, "left operand"), raw_rows(&x, rows));
+    acc_nn_raw(g, raw_rows(&x, rows), c);
+}
+
+fn acc_nn_raw<T: Scalar>(g: ArrayView2<T>, bm: Mat<f32>, mut c: ArrayViewMut2<T>) {
+    let gm = raw(&g, "left operand");
     assert_eq!(gm.cols, bm.rows, "acc_nn: inner dimensions differ");
     assert_eq!(c.dim(), (gm.rows, bm.cols), "acc_nn: output shape");
     let (cp, ldc) = raw_mut(&mut c);
-    // SAFETY: as in `acc_nn`; `raw_rows` checked the row indices.
+    // SAFETY: as in `dot_nt_raw`.
     unsafe {
         #[cfg(target_arch = "x86_64")]
         if avx::available() {
@@ -287,19 +285,8 @@ pub fn par_acc_nn_rows<T: Scalar>(
 /// `c[i][k] = Σ_j g[i][j] b[j][k]`, in the order described in the module docs.
 ///
 /// Panics if the shapes disagree or a row is not contiguous.
-pub fn acc_nn<T: Scalar>(g: ArrayView2<T>, b: ArrayView2<f32>, mut c: ArrayViewMut2<T>) {
-    let (gm, bm) = (raw(&g, "left operand"), raw(&b, "right operand"));
-    assert_eq!(gm.cols, bm.rows, "acc_nn: inner dimensions differ");
-    assert_eq!(c.dim(), (gm.rows, bm.cols), "acc_nn: output shape");
-    let (cp, ldc) = raw_mut(&mut c);
-    // SAFETY: as in `dot_nt`.
-    unsafe {
-        #[cfg(target_arch = "x86_64")]
-        if avx::available() {
-            return avx::acc_nn::<T>(gm, bm, cp, ldc);
-        }
-        portable::acc_nn(gm, bm, cp, ldc);
-    }
+pub fn acc_nn<T: Scalar>(g: ArrayView2<T>, b: ArrayView2<f32>, c: ArrayViewMut2<T>) {
+    acc_nn_raw(g, raw(&b, "right operand"), c);
 }
 
 /// The reference implementation of the contract: scalar code, one element at a time.
