@@ -3,14 +3,14 @@
 //! (M x 3072 x 10000), single-threaded, and prints GFLOP/s and the ratio.
 //!
 //!     cargo run --release --example kernels [-- f64]
+//!
+//! `PAD=N` adds N elements after every row of the operands (see `kernel::padded_zeros`).
 
 use std::time::Instant;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, s};
 use sweep::kernel::{Scalar, acc_nn, dot_nt};
-
-const NB: usize = 100;
 
 fn best<F: FnMut()>(reps: usize, mut f: F) -> f64 {
     (0..reps)
@@ -50,14 +50,14 @@ fn run<T: Scalar + ndarray::LinalgScalar>(name: &str, cast: impl Fn(f64) -> T + 
             for bt in 0..100 {
                 dot_nt(
                     w.view(),
-                    x.slice(s![(bt % NB) * 100..((bt % NB) + 1) * 100, ..]),
+                    x.slice(s![bt * 100..(bt + 1) * 100, ..]),
                     s_.view_mut(),
                 );
             }
         });
         let fwd_m = best(3, || {
             for bt in 0..100 {
-                let xb = xt.slice(s![(bt % NB) * 100..((bt % NB) + 1) * 100, ..]);
+                let xb = xt.slice(s![bt * 100..(bt + 1) * 100, ..]);
                 general_mat_mul(T::one(), &w, &xb.t(), T::zero(), &mut s_);
             }
         });
@@ -65,14 +65,14 @@ fn run<T: Scalar + ndarray::LinalgScalar>(name: &str, cast: impl Fn(f64) -> T + 
             for bt in 0..100 {
                 acc_nn(
                     g.view(),
-                    x.slice(s![(bt % NB) * 100..((bt % NB) + 1) * 100, ..]),
+                    x.slice(s![bt * 100..(bt + 1) * 100, ..]),
                     dw.view_mut(),
                 );
             }
         });
         let bwd_m = best(3, || {
             for bt in 0..100 {
-                let xb = xt.slice(s![(bt % NB) * 100..((bt % NB) + 1) * 100, ..]);
+                let xb = xt.slice(s![bt * 100..(bt + 1) * 100, ..]);
                 general_mat_mul(T::one(), &g, &xb, T::zero(), &mut dw);
             }
         });
@@ -108,59 +108,11 @@ fn run<T: Scalar + ndarray::LinalgScalar>(name: &str, cast: impl Fn(f64) -> T + 
 }
 
 fn main() {
-    if std::env::var_os("L1").is_some() {
-        return l1_peak();
-    }
     println!(
         "kernel vs matrixmultiply, 1 thread (GFLOP/s, ratio = matrixmultiply time / kernel time)"
     );
     match std::env::args().nth(1).as_deref() {
         Some("f64") => run::<f64>("f64", |v| v),
         _ => run::<f32>("f32", |v| v as f32),
-    }
-}
-
-/// Peak check: a product whose operands fit in L1, repeated.
-#[allow(dead_code)]
-pub fn l1_peak() {
-    for (m, n, d) in [
-        (2usize, 5usize, 512usize),
-        (10, 10, 512),
-        (10, 100, 256),
-        (10, 100, 3072),
-    ] {
-        let big_a = Array2::from_shape_fn((m + 1, d), |(i, k)| ((i + k) % 7) as f32);
-        let big_b = Array2::from_shape_fn((n + 1, d), |(i, k)| ((i * 3 + k) % 5) as f32);
-        let off = |p: *const f32| ((64 - (p as usize % 64)) % 64) / 4;
-        let (oa, ob) = (off(big_a.as_ptr()), off(big_b.as_ptr()));
-        let shift = std::env::var("SHIFT")
-            .map(|v| v.parse::<usize>().unwrap())
-            .unwrap_or(0);
-        let a = big_a.as_slice().unwrap()[oa + shift..][..m * d].to_vec();
-        let a = ndarray::ArrayView2::from_shape((m, d), &a[..])
-            .unwrap()
-            .to_owned();
-        let _ = a;
-        let a = ndarray::ArrayView2::from_shape(
-            (m, d),
-            &big_a.as_slice().unwrap()[oa + shift..][..m * d],
-        )
-        .unwrap();
-        let b = ndarray::ArrayView2::from_shape(
-            (n, d),
-            &big_b.as_slice().unwrap()[ob + shift..][..n * d],
-        )
-        .unwrap();
-        let mut c = Array2::<f32>::zeros((m, n));
-        let reps = 2_000_000_000 / (2 * m * n * d);
-        let t = best(3, || {
-            for _ in 0..reps {
-                dot_nt(a.view(), b.view(), c.view_mut());
-            }
-        });
-        println!(
-            "L1 m={m} n={n} d={d}: {:.1} GF/s",
-            (2 * m * n * d * reps) as f64 / t / 1e9
-        );
     }
 }

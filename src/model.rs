@@ -450,9 +450,9 @@ pub fn train_group<T: Real>(
         }
         for batch in order.chunks(bs) {
             let nb = batch.len();
-            let (xs, rows) = (data.train.x.view(), batch);
+            let x = data.train.x.view();
             let mut g = scores.slice_mut(s![.., ..nb]);
-            par_dot_nt_rows(w.view(), xs, rows, g.view_mut());
+            par_dot_nt_rows(w.view(), x, batch, g.view_mut());
             for r in 0..runs {
                 softmax_columns(
                     g.slice_mut(s![r * k..(r + 1) * k, ..]),
@@ -468,7 +468,7 @@ pub fn train_group<T: Real>(
                 }
             }
             let g = scores.slice(s![.., ..nb]);
-            par_acc_nn_rows(g, xs, rows, grad_w.view_mut());
+            par_acc_nn_rows(g, x, batch, grad_w.view_mut());
             let inv_n = T::one() / T::from_f64(nb as f64);
             for r in 0..runs {
                 if outcome[r] != Outcome::Completed {
