@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, s};
-use sweep::kernel::{Scalar, acc_nn, dot_nt};
+use sweep::kernel::{Packed, Scalar, acc_nn, dot_nt, dot_nt_packed};
 
 fn best<F: FnMut()>(reps: usize, mut f: F) -> f64 {
     (0..reps)
@@ -91,7 +91,34 @@ fn run<T: Scalar + ndarray::LinalgScalar>(name: &str, cast: impl Fn(f64) -> T + 
                 general_mat_mul(T::one(), &w, &xc.t(), T::zero(), &mut ev);
             }
         });
+        // The packed product, packing W once per batch (forward) or once per pass (eval).
+        let fwd_p = best(3, || {
+            for bt in 0..100 {
+                dot_nt_packed(
+                    &Packed::new(w.view()),
+                    x.slice(s![bt * 100..(bt + 1) * 100, ..]),
+                    s_.view_mut(),
+                );
+            }
+        });
+        let eval_p = best(3, || {
+            let packed = Packed::new(w.view());
+            for c in 0..n / 500 {
+                dot_nt_packed(
+                    &packed,
+                    x.slice(s![c * 500..(c + 1) * 500, ..]),
+                    ev.view_mut(),
+                );
+            }
+        });
         let gf = |f: f64, t: f64| f / t / 1e9;
+        println!(
+            "{name} M={m:3}: packed fwd {:5.1} GF/s ({:.2}x dot_nt) | packed eval {:5.1} ({:.2}x dot_nt)",
+            gf(flops_fwd, fwd_p),
+            fwd_k / fwd_p,
+            gf(flops_eval, eval_p),
+            eval_k / eval_p,
+        );
         println!(
             "{name} M={m:3}: fwd {:5.1} vs {:5.1} GF/s ({:.2}x) | bwd {:5.1} vs {:5.1} ({:.2}x) | eval {:5.1} vs {:5.1} ({:.2}x)",
             gf(flops_fwd, fwd_k),

@@ -4,15 +4,18 @@
 //! * [`dot_nt`]: `C = A Bᵀ` with A (m x d) and B (n x d) both row-major: the forward pass
 //!   and the evaluation (`S = W Xᵀ`, each image a contiguous row of X).
 //! * [`acc_nn`]: `C = G B` with G (m x n) and B (n x d): the weight gradient `G X`.
+//! * [`dot_nt_packed`]: `dot_nt` with A packed once ([`Packed`]): the f32 evaluation,
+//!   where one packing of W serves a whole split.
 //!
 //! B is always the data, held once in f32; in f64 runs it is widened on load (exactly), so
 //! no converted copy of a batch or a split is ever made.
 //!
 //! Why not a general GEMM: here one side has 10 rows per run, and general GEMMs re-pack the
 //! whole other operand (a mini-batch, or the full split) on every call, then use each
-//! packed element in only 10 multiply-adds; both operands are already laid out so that
-//! the inner loop reads them contiguously, so no packing is needed (see
-//! `../shared/notes/gemm.md` and BENCHMARKS.md for the measurements).
+//! packed element in only 10 multiply-adds. Here the data is never packed: `dot_nt` and
+//! `acc_nn` read both operands where they lie, and `dot_nt_packed` packs only the small
+//! side (W, in panels), broadcasting the data values from their rows (see
+//! `../shared/notes/gemm.md`, `examples/kernels.rs` and BENCHMARKS.md for measurements).
 //!
 //! The order of operations is part of the contract, because it is what makes a run's
 //! numbers independent of what it is fused with, of the thread count and of sharding:
@@ -23,6 +26,8 @@
 //!   ([`reduce_lanes`]).
 //! * `acc_nn`: element `(i, k)` is the fused multiply-add chain over `j = 0, 1, ..., n-1`,
 //!   starting from zero.
+//! * `dot_nt_packed`: element `(i, j)` is the fused multiply-add chain over
+//!   `k = 0, 1, ..., d-1`, starting from zero.
 //!
 //! Neither depends on m, on n, on which tile an element lands in, or on how the work is
 //! split across threads. The SIMD path (x86-64 with AVX2 and FMA, chosen at run time) and
@@ -289,9 +294,71 @@ pub fn acc_nn<T: Scalar>(g: ArrayView2<T>, b: ArrayView2<f32>, c: ArrayViewMut2<
     acc_nn_raw(g, raw(&b, "right operand"), c);
 }
 
+/// `A` (m x d) laid out for [`dot_nt_packed`]: its transpose, in panels of
+/// [`Packed::WIDTH`] rows (the last panel padded with zero rows), each panel depth-major,
+/// so the kernel reads one panel row of every depth index with whole vector loads.
+#[derive(Debug, Clone)]
+pub struct Packed<T> {
+    data: Vec<T>,
+    rows: usize,
+    cols: usize,
+}
+
+impl<T: Scalar> Packed<T> {
+    /// Rows of A per panel: two vectors.
+    pub const WIDTH: usize = 2 * T::LANES;
+
+    /// Packs `a`. Panics if its rows are not contiguous.
+    pub fn new(a: ArrayView2<T>) -> Self {
+        let (rows, cols) = a.dim();
+        let w = Self::WIDTH;
+        let mut data = vec![T::zero(); rows.div_ceil(w) * cols * w];
+        for (i, row) in a.rows().into_iter().enumerate() {
+            let (p, l) = (i / w, i % w);
+            let panel = &mut data[p * cols * w..(p + 1) * cols * w];
+            for (slot, &v) in panel.iter_mut().skip(l).step_by(w).zip(row) {
+                *slot = v;
+            }
+        }
+        Packed { data, rows, cols }
+    }
+
+    pub fn nrows(&self) -> usize {
+        self.rows
+    }
+
+    /// Element `(i, k)` of A.
+    fn at(&self, i: usize, k: usize) -> T {
+        let w = Self::WIDTH;
+        self.data[((i / w) * self.cols + k) * w + i % w]
+    }
+}
+
+/// `c[i][j] = Σ_k a[i][k] b[j][k]` with A packed: the evaluation product. Unlike
+/// [`dot_nt`], element `(i, j)` is the single fused multiply-add chain over
+/// `k = 0, 1, ..., d-1` starting from zero, which suits a register tile of whole panel
+/// rows times a few rows of B (each of their values broadcast); it does not depend on m,
+/// n, the panel an element lands in, or the thread count either.
+///
+/// Panics if the shapes disagree or a row of `b` or `c` is not contiguous.
+pub fn dot_nt_packed<T: Scalar>(a: &Packed<T>, b: ArrayView2<f32>, mut c: ArrayViewMut2<T>) {
+    let bm = raw(&b, "right operand");
+    assert_eq!(a.cols, bm.cols, "dot_nt_packed: depths differ");
+    assert_eq!(c.dim(), (a.rows, bm.rows), "dot_nt_packed: output shape");
+    let (cp, ldc) = raw_mut(&mut c);
+    // SAFETY: as in `dot_nt_raw`; the packed data holds every panel in full.
+    unsafe {
+        #[cfg(target_arch = "x86_64")]
+        if avx::available() {
+            return avx::dot_packed::<T>(a, bm, cp, ldc);
+        }
+        portable::dot_packed(a, bm, cp, ldc);
+    }
+}
+
 /// The reference implementation of the contract: scalar code, one element at a time.
 mod portable {
-    use super::{Mat, Scalar, reduce_lanes};
+    use super::{Mat, Packed, Scalar, reduce_lanes};
 
     pub(super) unsafe fn dot_nt<T: Scalar>(a: Mat<T>, b: Mat<f32>, c: *mut T, ldc: usize) {
         let lanes = T::LANES;
@@ -306,6 +373,21 @@ mod portable {
                 }
                 // SAFETY: c is a.rows x b.rows.
                 unsafe { *c.add(i * ldc + j) = reduce_lanes(&mut acc[..lanes]) };
+            }
+        }
+    }
+
+    pub(super) unsafe fn dot_packed<T: Scalar>(a: &Packed<T>, b: Mat<f32>, c: *mut T, ldc: usize) {
+        for i in 0..a.rows {
+            for j in 0..b.rows {
+                let mut acc = T::zero();
+                for k in 0..a.cols {
+                    // SAFETY: j < b.rows, k < cols.
+                    let y = T::from_f32(unsafe { *b.row(j).add(k) });
+                    acc = a.at(i, k).mul_add(y, acc);
+                }
+                // SAFETY: c is a.rows x b.rows.
+                unsafe { *c.add(i * ldc + j) = acc };
             }
         }
     }
@@ -331,7 +413,7 @@ mod avx {
     use std::arch::x86_64::*;
     use std::sync::OnceLock;
 
-    use super::{Mat, Scalar, reduce_lanes};
+    use super::{Mat, Packed, Scalar, reduce_lanes};
 
     pub(super) fn available() -> bool {
         static HAS: OnceLock<bool> = OnceLock::new();
@@ -553,6 +635,136 @@ mod avx {
         }
     }
 
+    /// Rows of B per `dot_packed` register tile (6 x 2 accumulators, 2 panel vectors
+    /// and a broadcast fit the 16 vector registers).
+    const PACKED_MR: usize = 6;
+    /// Bytes of the panels one depth block covers: the block of every panel stays in L2
+    /// while a tile of B passes over all panels; the longer the block, the longer the
+    /// runs in which B's rows are read sequentially.
+    const PACKED_BLOCK_BYTES: usize = 256 << 10;
+
+    /// Loops: depth blocks; tiles of `PACKED_MR` rows of B; panels. The accumulators of
+    /// each (tile, panel) pair are kept in `partial` between depth blocks (a store and a
+    /// load, which round nothing), so every element is still one chain over k.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot_packed<T: Scalar>(a: &Packed<T>, b: Mat<f32>, c: *mut T, ldc: usize) {
+        let (width, depth) = (Packed::<T>::WIDTH, a.cols);
+        let panels = a.rows.div_ceil(width);
+        if depth == 0 {
+            for i in 0..a.rows {
+                for j in 0..b.rows {
+                    // SAFETY: c is a.rows x b.rows.
+                    unsafe { *c.add(i * ldc + j) = T::zero() };
+                }
+            }
+            return;
+        }
+        let per_k = panels * width * std::mem::size_of::<T>();
+        let kc = (PACKED_BLOCK_BYTES / per_k).max(64);
+        let tiles = b.rows.div_ceil(PACKED_MR);
+        let mut partial = vec![unsafe { T::V::zero() }; tiles * panels * PACKED_MR * 2];
+        let mut k0 = 0;
+        while k0 < depth {
+            let k1 = (k0 + kc).min(depth);
+            for t in 0..tiles {
+                let j0 = t * PACKED_MR;
+                let mr = PACKED_MR.min(b.rows - j0);
+                let mut x = [std::ptr::null::<f32>(); PACKED_MR];
+                for (j, p) in x[..mr].iter_mut().enumerate() {
+                    // SAFETY: row j0 + j < b.rows and k0 < cols.
+                    *p = unsafe { b.row(j0 + j).add(k0) };
+                }
+                for p in 0..panels {
+                    // SAFETY: the tile lies within the packed panels, b, c and partial.
+                    unsafe {
+                        let tile = PackedTile {
+                            w: a.data.as_ptr().add((p * depth + k0) * width),
+                            x,
+                            kc: k1 - k0,
+                            first: k0 == 0,
+                            last: k1 == depth,
+                            partial: partial.as_mut_ptr().add((t * panels + p) * PACKED_MR * 2),
+                            c: c.add(p * width * ldc + j0),
+                            ldc,
+                            rows: width.min(a.rows - p * width),
+                        };
+                        match mr {
+                            1 => packed_tile::<T, 1>(tile),
+                            2 => packed_tile::<T, 2>(tile),
+                            3 => packed_tile::<T, 3>(tile),
+                            4 => packed_tile::<T, 4>(tile),
+                            5 => packed_tile::<T, 5>(tile),
+                            _ => packed_tile::<T, PACKED_MR>(tile),
+                        }
+                    }
+                }
+            }
+            k0 = k1;
+        }
+    }
+
+    struct PackedTile<T: Scalar> {
+        /// The panel at depth `k0` (`kc` rows of `WIDTH`).
+        w: *const T,
+        /// The tile's rows of B at depth `k0` (null past the tile's rows).
+        x: [*const f32; PACKED_MR],
+        kc: usize,
+        /// Whether the accumulators start at zero (else they are read from `partial`).
+        first: bool,
+        /// Whether to write the sums to `c` (else they go back to `partial`).
+        last: bool,
+        partial: *mut T::V,
+        c: *mut T,
+        ldc: usize,
+        /// Rows of this panel that are rows of A (the rest is padding, not written).
+        rows: usize,
+    }
+
+    #[inline(always)]
+    unsafe fn packed_tile<T: Scalar, const MR: usize>(t: PackedTile<T>) {
+        let lanes = T::LANES;
+        // SAFETY (whole body): rows < MR of b, depths k0..k0+kc, the panel's kc rows,
+        // MR x 2 vectors of partial, and `rows` rows x MR columns of c.
+        unsafe {
+            let x = t.x;
+            let mut acc = [[T::V::zero(); 2]; MR];
+            if !t.first {
+                for (j, pair) in acc.iter_mut().enumerate() {
+                    for (v, a) in pair.iter_mut().enumerate() {
+                        *a = *t.partial.add(j * 2 + v);
+                    }
+                }
+            }
+            let mut w = t.w;
+            for k in 0..t.kc {
+                let w0 = T::V::load(w);
+                let w1 = T::V::load(w.add(lanes));
+                for j in 0..MR {
+                    let s = T::V::splat_data(x[j].add(k));
+                    acc[j][0] = T::V::fma(s, w0, acc[j][0]);
+                    acc[j][1] = T::V::fma(s, w1, acc[j][1]);
+                }
+                w = w.add(2 * lanes);
+            }
+            if !t.last {
+                for (j, pair) in acc.iter().enumerate() {
+                    for (v, a) in pair.iter().enumerate() {
+                        *t.partial.add(j * 2 + v) = *a;
+                    }
+                }
+                return;
+            }
+            let mut buf = [T::zero(); 16];
+            for (j, pair) in acc.iter().enumerate() {
+                pair[0].store(buf.as_mut_ptr());
+                pair[1].store(buf.as_mut_ptr().add(lanes));
+                for (l, &v) in buf[..t.rows].iter().enumerate() {
+                    *t.c.add(l * t.ldc + j) = v;
+                }
+            }
+        }
+    }
+
     /// Rows of G per `acc_nn` tile, and vectors of B's row per tile (5 x 2 accumulators).
     const ACC_MR: usize = 5;
     const ACC_NV: usize = 2;
@@ -675,6 +887,15 @@ mod tests {
         c
     }
 
+    fn portable_packed<T: Scalar>(a: &Packed<T>, b: &Array2<f32>) -> Array2<T> {
+        let mut c = Array2::from_elem((a.nrows(), b.nrows()), T::nan());
+        let bm = raw(&b.view(), "b");
+        let mut cv = c.view_mut();
+        let (cp, ldc) = raw_mut(&mut cv);
+        unsafe { portable::dot_packed(a, bm, cp, ldc) };
+        c
+    }
+
     fn portable_acc<T: Scalar>(g: &Array2<T>, b: &Array2<f32>) -> Array2<T> {
         let mut c = Array2::from_elem((g.nrows(), b.ncols()), T::nan());
         let (gm, bm) = (raw(&g.view(), "g"), raw(&b.view(), "b"));
@@ -689,8 +910,10 @@ mod tests {
     }
 
     /// Shapes around every tile edge, including depths that are not a multiple of the lanes.
-    const SHAPES: [(usize, usize, usize); 7] = [
+    const SHAPES: [(usize, usize, usize); 9] = [
         (10, 100, 3072),
+        (40, 13, 600),
+        (17, 6, 256),
         (1, 1, 1),
         (3, 7, 13),
         (11, 9, 37),
@@ -707,6 +930,21 @@ mod tests {
             dot_nt(a.view(), b.view(), c.view_mut());
             assert_eq!(bits(&c), bits(&portable_dot(&a, &b)), "dot_nt {m}x{n}x{d}");
             let reference = a.mapv(Into::into).dot(&b.mapv(f64::from).t());
+            for (x, y) in c.iter().zip(&reference) {
+                assert!(
+                    ((*x).into() - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                    "{x:?} vs {y}"
+                );
+            }
+
+            let packed = Packed::new(a.view());
+            let mut c = Array2::from_elem((m, n), T::nan());
+            dot_nt_packed(&packed, b.view(), c.view_mut());
+            assert_eq!(
+                bits(&c),
+                bits(&portable_packed(&packed, &b)),
+                "dot_nt_packed {m}x{n}x{d}"
+            );
             for (x, y) in c.iter().zip(&reference) {
                 assert!(
                     ((*x).into() - y).abs() <= 1e-4 * (1.0 + y.abs()),
@@ -747,6 +985,18 @@ mod tests {
         let mut part = Array2::zeros((10, 37));
         dot_nt(
             a.slice(s![3..13, ..]),
+            b.slice(s![50..87, ..]),
+            part.view_mut(),
+        );
+        assert_eq!(bits(&part), bits(&full.slice(s![3..13, 50..87]).to_owned()));
+
+        // The same for the packed product: rows 3..13 sit across a panel edge in the
+        // full product and at the start of a panel alone.
+        let mut full = Array2::zeros((40, 100));
+        dot_nt_packed(&Packed::new(a.view()), b.view(), full.view_mut());
+        let mut part = Array2::zeros((10, 37));
+        dot_nt_packed(
+            &Packed::new(a.slice(s![3..13, ..])),
             b.slice(s![50..87, ..]),
             part.view_mut(),
         );
