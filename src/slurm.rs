@@ -439,22 +439,38 @@ fn submit_with(
 }
 
 /// Runs `sbatch --parsable ARGS SCRIPT` and returns the job id it prints.
+///
+/// A spawn that fails with "text file busy" is retried a few times: a program that was
+/// just written can stay busy for a moment while a process forked meanwhile (by another
+/// thread) still holds the writer's descriptor before its own exec.
 fn run_sbatch(sbatch: &Path, args: &[&str], script: &Path) -> Result<String, SlurmError> {
-    let output = Command::new(sbatch)
-        .arg("--parsable")
-        .args(args)
-        .arg(script)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| match source.kind() {
-            io::ErrorKind::NotFound => SlurmError::SbatchMissing {
-                script: script.to_path_buf(),
-            },
-            _ => SlurmError::SbatchSpawn {
-                script: script.to_path_buf(),
-                source,
-            },
-        })?;
+    let spawn = || {
+        Command::new(sbatch)
+            .arg("--parsable")
+            .args(args)
+            .arg(script)
+            .stdin(Stdio::null())
+            .output()
+    };
+    let mut result = spawn();
+    for _ in 0..20 {
+        match &result {
+            Err(e) if e.kind() == io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                result = spawn();
+            }
+            _ => break,
+        }
+    }
+    let output = result.map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => SlurmError::SbatchMissing {
+            script: script.to_path_buf(),
+        },
+        _ => SlurmError::SbatchSpawn {
+            script: script.to_path_buf(),
+            source,
+        },
+    })?;
     if !output.status.success() {
         return Err(SlurmError::SbatchFailed {
             script: script.to_path_buf(),
