@@ -28,8 +28,12 @@ fn run<T: Scalar + ndarray::LinalgScalar>(name: &str, cast: impl Fn(f64) -> T + 
     let pad: usize = std::env::var("PAD")
         .map(|v| v.parse().unwrap())
         .unwrap_or(0);
-    let xp = Array2::from_shape_fn((n, d + pad), |(i, k)| {
-        (((i * 31 + k * 7) % 97) as f64 / 97.0 - 0.5) as f32
+    let mut xp = Array2::<f32>::zeros((n, d + pad));
+    if std::env::var_os("HUGE").is_some() {
+        sweep::kernel::advise_huge_pages(xp.as_slice().unwrap());
+    }
+    xp.indexed_iter_mut().for_each(|((i, k), v)| {
+        *v = (((i * 31 + k * 7) % 97) as f64 / 97.0 - 0.5) as f32;
     });
     let x = xp.slice(s![.., ..d]);
     let xt = x.mapv(|v| cast(f64::from(v)));
@@ -70,6 +74,37 @@ fn run<T: Scalar + ndarray::LinalgScalar>(name: &str, cast: impl Fn(f64) -> T + 
                 );
             }
         });
+        // The same batch every time: the data stays in cache.
+        let bwd_hot = best(3, || {
+            for _ in 0..100 {
+                acc_nn(g.view(), x.slice(s![0..100, ..]), dw.view_mut());
+            }
+        });
+        // Batches of shuffled rows read in place, as in training.
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for i in (1..n).rev() {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            order.swap(i, (state >> 33) as usize % (i + 1));
+        }
+        let bwd_shuf = best(3, || {
+            for bt in order.chunks(100) {
+                sweep::kernel::acc_nn_rows(g.view(), x, bt, dw.view_mut());
+            }
+        });
+        let fwd_shuf = best(3, || {
+            for bt in order.chunks(100) {
+                sweep::kernel::dot_nt_rows(w.view(), x, bt, s_.view_mut());
+            }
+        });
+        println!(
+            "{name} M={m:3}: bwd, one batch in cache {:5.1} GF/s | shuffled batches: bwd {:5.1} fwd {:5.1}",
+            flops_fwd / bwd_hot / 1e9,
+            flops_fwd / bwd_shuf / 1e9,
+            flops_fwd / fwd_shuf / 1e9
+        );
         let bwd_m = best(3, || {
             for bt in 0..100 {
                 let xb = xt.slice(s![bt * 100..(bt + 1) * 100, ..]);

@@ -75,9 +75,41 @@ const ROW_PAD_BYTES: usize = 64;
 /// every row maps to the same L1 cache set, and the rows a tile reads at once evict each
 /// other (`examples/kernels.rs` with `PAD=16` against `PAD=0` ran the 40-row products
 /// about 30% faster; end to end the effect is within this VM's run-to-run noise).
+///
+/// A matrix of several megabytes (a data split) is also backed by transparent huge pages
+/// where Linux allows it on request ([`advise_huge_pages`]).
 pub fn padded_zeros<T: Scalar>(rows: usize, cols: usize) -> ndarray::Array2<T> {
     let pad = ROW_PAD_BYTES / std::mem::size_of::<T>();
-    ndarray::Array2::zeros((rows, cols + pad)).slice_move(ndarray::s![.., ..cols])
+    let full = ndarray::Array2::<T>::zeros((rows, cols + pad));
+    // The zeros come from a fresh mapping that no page of has been touched yet, so the
+    // advice applies when the data is first written.
+    advise_huge_pages(full.as_slice().expect("a new array is contiguous"));
+    full.slice_move(ndarray::s![.., ..cols])
+}
+
+/// Asks Linux to back the 2 MiB-aligned part of `v` with transparent huge pages, if `v`
+/// spans at least a few of them; a no-op elsewhere, or if the kernel declines.
+///
+/// A mini-batch reads one cache line from each of 100 scattered rows at a time, on 100
+/// different 4 KiB pages, more than the first-level TLB holds; with 2 MiB pages the whole
+/// training split needs about 60 entries. `examples/kernels.rs` measures the effect.
+pub fn advise_huge_pages<T>(v: &[T]) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = v.as_ptr() as usize;
+        let end = start + std::mem::size_of_val(v);
+        let (lo, hi) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
+        if hi >= lo + 2 * HUGE {
+            // SAFETY: [lo, hi) lies within `v`'s allocation; MADV_HUGEPAGE changes how
+            // pages are backed, never their contents. A failure only means no huge pages.
+            unsafe {
+                libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = v;
 }
 
 /// Adds the lanes of `dot_nt` partial sums by halves: `l[i] += l[i + h]` for
@@ -777,6 +809,18 @@ mod avx {
         let mut v0 = 0;
         while v0 < vectors {
             let nv = ACC_NV.min(vectors - v0);
+            // The rows of a batch are scattered and read one cache line of each at a
+            // time, which no hardware prefetcher follows: fetch the lines
+            // `PREFETCH_AHEAD` column tiles ahead of this one, for every row.
+            let ahead = (v0 + PREFETCH_AHEAD * ACC_NV) * lanes;
+            if ahead < width {
+                for j in 0..b.rows {
+                    // SAFETY: j < b.rows and ahead < width.
+                    unsafe {
+                        _mm_prefetch::<_MM_HINT_T0>(b.row(j).add(ahead) as *const i8);
+                    }
+                }
+            }
             let mut i0 = 0;
             while i0 < g.rows {
                 let mr = ACC_MR.min(g.rows - i0);
@@ -822,8 +866,8 @@ mod avx {
         }
     }
 
-    /// Data values (f32) ahead of the current tile's columns that `acc_tile` prefetches.
-    const PREFETCH_AHEAD: usize = 16;
+    /// Column tiles ahead of the current one whose data `acc_nn` prefetches.
+    const PREFETCH_AHEAD: usize = 4;
 
     type AccTile<T> = (Mat<T>, Mat<f32>, usize, *mut T, usize);
 
@@ -840,9 +884,6 @@ mod avx {
             let mut acc = [[T::V::zero(); NV]; MR];
             for j in 0..gm.cols {
                 let row = bm.row(j).add(col);
-                // The next cache line of this row is the next tile's: fetch it now, as
-                // the rows of a batch are scattered and no hardware prefetcher follows.
-                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(PREFETCH_AHEAD) as *const i8);
                 let mut bv = [T::V::zero(); NV];
                 for (v, x) in bv.iter_mut().enumerate() {
                     *x = T::V::load_data(row.add(v * lanes));
