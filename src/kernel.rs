@@ -806,49 +806,53 @@ mod avx {
         let lanes = T::LANES;
         let width = b.cols;
         let vectors = width / lanes;
-        let mut v0 = 0;
-        while v0 < vectors {
-            let nv = ACC_NV.min(vectors - v0);
-            // The rows of a batch are scattered and read one cache line of each at a
-            // time, which no hardware prefetcher follows: fetch the lines
-            // `PREFETCH_AHEAD` column tiles ahead of this one, for every row.
-            let ahead = (v0 + PREFETCH_AHEAD * ACC_NV) * lanes;
-            if ahead < width {
-                for j in 0..b.rows {
-                    // SAFETY: j < b.rows and ahead < width.
-                    unsafe {
-                        _mm_prefetch::<_MM_HINT_T0>(b.row(j).add(ahead) as *const i8);
+        // Column blocks of ACC_KB vectors; within each, blocks of ACC_JB rows of B, so
+        // only that many rows are read at once, each along its block's columns.
+        let mut k0 = 0;
+        while k0 < vectors {
+            let k1 = (k0 + ACC_KB).min(vectors);
+            let mut j0 = 0;
+            loop {
+                let j1 = (j0 + ACC_JB).min(b.rows);
+                let mut v0 = k0;
+                while v0 < k1 {
+                    let nv = ACC_NV.min(k1 - v0);
+                    let mut i0 = 0;
+                    while i0 < g.rows {
+                        let mr = ACC_MR.min(g.rows - i0);
+                        // SAFETY: the tile lies within g, b and c.
+                        unsafe {
+                            let t = AccTile {
+                                g: g.skip_rows(i0),
+                                b,
+                                rows: j0..j1,
+                                col: v0 * lanes,
+                                c: c.add(i0 * ldc + v0 * lanes),
+                                ldc,
+                            };
+                            match (mr, nv) {
+                                (5, 2) => acc_tile::<T, 5, 2>(t),
+                                (4, 2) => acc_tile::<T, 4, 2>(t),
+                                (3, 2) => acc_tile::<T, 3, 2>(t),
+                                (2, 2) => acc_tile::<T, 2, 2>(t),
+                                (_, 2) => acc_tile::<T, 1, 2>(t),
+                                (5, _) => acc_tile::<T, 5, 1>(t),
+                                (4, _) => acc_tile::<T, 4, 1>(t),
+                                (3, _) => acc_tile::<T, 3, 1>(t),
+                                (2, _) => acc_tile::<T, 2, 1>(t),
+                                _ => acc_tile::<T, 1, 1>(t),
+                            }
+                        }
+                        i0 += mr;
                     }
+                    v0 += nv;
                 }
-            }
-            let mut i0 = 0;
-            while i0 < g.rows {
-                let mr = ACC_MR.min(g.rows - i0);
-                // SAFETY: the tile lies within g, b and c.
-                unsafe {
-                    let t = (
-                        g.skip_rows(i0),
-                        b,
-                        v0 * lanes,
-                        c.add(i0 * ldc + v0 * lanes),
-                        ldc,
-                    );
-                    match (mr, nv) {
-                        (5, 2) => acc_tile::<T, 5, 2>(t),
-                        (4, 2) => acc_tile::<T, 4, 2>(t),
-                        (3, 2) => acc_tile::<T, 3, 2>(t),
-                        (2, 2) => acc_tile::<T, 2, 2>(t),
-                        (_, 2) => acc_tile::<T, 1, 2>(t),
-                        (5, _) => acc_tile::<T, 5, 1>(t),
-                        (4, _) => acc_tile::<T, 4, 1>(t),
-                        (3, _) => acc_tile::<T, 3, 1>(t),
-                        (2, _) => acc_tile::<T, 2, 1>(t),
-                        _ => acc_tile::<T, 1, 1>(t),
-                    }
+                if j1 >= b.rows {
+                    break;
                 }
-                i0 += mr;
+                j0 = j1;
             }
-            v0 += nv;
+            k0 = k1;
         }
         // Columns past the last whole vector: the same chain, one element at a time.
         for i in 0..g.rows {
@@ -866,14 +870,33 @@ mod avx {
         }
     }
 
-    /// Column tiles ahead of the current one whose data `acc_nn` prefetches.
-    const PREFETCH_AHEAD: usize = 4;
+    /// Vectors per column block and rows of B per row block of `acc_nn`: a block of C
+    /// (40 rows x 1 KiB in a 4-run f32 group) stays in L2, and the B rows being read
+    /// are few enough for the hardware prefetchers to follow (25: a batch of 100 in four).
+    const ACC_KB: usize = 32;
+    const ACC_JB: usize = 25;
 
-    type AccTile<T> = (Mat<T>, Mat<f32>, usize, *mut T, usize);
+    /// One `acc_nn` register tile over rows `rows` of B.
+    struct AccTile<T: Scalar> {
+        g: Mat<T>,
+        b: Mat<f32>,
+        /// The chain continues from the values in `c` unless this starts at row 0.
+        rows: std::ops::Range<usize>,
+        col: usize,
+        c: *mut T,
+        ldc: usize,
+    }
 
     #[inline(always)]
     unsafe fn acc_tile<T: Scalar, const MR: usize, const NV: usize>(t: AccTile<T>) {
-        let (gm, bm, col, c, ldc) = t;
+        let AccTile {
+            g: gm,
+            b: bm,
+            rows,
+            col,
+            c,
+            ldc,
+        } = t;
         let lanes = T::LANES;
         // SAFETY (whole body): rows < MR of g, j < n, NV vectors of each row of b and c.
         unsafe {
@@ -882,7 +905,14 @@ mod avx {
                 *p = gm.row(i);
             }
             let mut acc = [[T::V::zero(); NV]; MR];
-            for j in 0..gm.cols {
+            if rows.start > 0 {
+                for (i, row) in acc.iter_mut().enumerate() {
+                    for (v, x) in row.iter_mut().enumerate() {
+                        *x = T::V::load(c.add(i * ldc + v * lanes));
+                    }
+                }
+            }
+            for j in rows {
                 let row = bm.row(j).add(col);
                 let mut bv = [T::V::zero(); NV];
                 for (v, x) in bv.iter_mut().enumerate() {
