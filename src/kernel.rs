@@ -541,55 +541,66 @@ mod avx {
     /// stays in L1 while every tile of A's rows passes over it.
     const DOT_BLOCK_BYTES: usize = 2048;
 
-    /// Loops: tiles of `DOT_NR` rows of B; depth blocks; tiles of `DOT_MR` rows of A. The
-    /// partial sums of a B tile are kept in `partial` between depth blocks, so every
-    /// element still accumulates its lanes over increasing k.
+    /// Bytes of partial sums above which `dot_nt` keeps only one B tile's.
+    const DOT_PARTIAL_BYTES: usize = 192 << 10;
+
+    /// Loops: depth blocks; tiles of `DOT_NR` rows of B; tiles of `DOT_MR` rows of A, so
+    /// A's block stays in L2 while every tile of B passes over it (read whole per tile,
+    /// 40 rows of W would not stay there). The partial sums of every tile are kept in
+    /// `partial` between depth blocks, so every element still accumulates its lanes over
+    /// increasing k. If those sums would not fit in L2 themselves (an f64 evaluation
+    /// chunk), the B tiles are the outer loop instead and one tile's sums are kept.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dot_nt<T: Scalar>(a: Mat<T>, b: Mat<f32>, c: *mut T, ldc: usize) {
         let chunks = a.cols / T::LANES;
         let per_block = (DOT_BLOCK_BYTES / std::mem::size_of::<T>() / T::LANES).max(1);
-        let mut partial = vec![unsafe { T::V::zero() }; a.rows * DOT_NR];
-        let mut j0 = 0;
-        while j0 < b.rows {
+        let tiles = b.rows.div_ceil(DOT_NR);
+        let per_tile = a.rows * DOT_NR;
+        let blocks_outer = tiles * per_tile * std::mem::size_of::<T::V>() <= DOT_PARTIAL_BYTES;
+        let kept = if blocks_outer { tiles } else { 1 };
+        let mut partial = vec![unsafe { T::V::zero() }; kept * per_tile];
+        let partial = partial.as_mut_ptr();
+        let run = |q0: usize, t: usize| {
+            let q1 = (q0 + per_block).min(chunks);
+            let j0 = t * DOT_NR;
             let nr = DOT_NR.min(b.rows - j0);
-            let mut q0 = 0;
-            loop {
-                let q1 = (q0 + per_block).min(chunks);
-                let mut i0 = 0;
-                while i0 < a.rows {
-                    let mr = DOT_MR.min(a.rows - i0);
-                    // SAFETY: the tile lies within a, b, c and partial.
-                    unsafe {
-                        let t = DotTile {
-                            a: a.skip_rows(i0),
-                            b: b.skip_rows(j0),
-                            chunks: q0..q1,
-                            last: q1 == chunks,
-                            partial: partial.as_mut_ptr().add(i0 * DOT_NR),
-                            c: c.add(i0 * ldc + j0),
-                            ldc,
-                        };
-                        match (mr, nr) {
-                            (2, 5) => dot_tile::<T, 2, 5>(t),
-                            (2, 4) => dot_tile::<T, 2, 4>(t),
-                            (2, 3) => dot_tile::<T, 2, 3>(t),
-                            (2, 2) => dot_tile::<T, 2, 2>(t),
-                            (2, _) => dot_tile::<T, 2, 1>(t),
-                            (_, 5) => dot_tile::<T, 1, 5>(t),
-                            (_, 4) => dot_tile::<T, 1, 4>(t),
-                            (_, 3) => dot_tile::<T, 1, 3>(t),
-                            (_, 2) => dot_tile::<T, 1, 2>(t),
-                            _ => dot_tile::<T, 1, 1>(t),
-                        }
+            let sums = if blocks_outer { t * per_tile } else { 0 };
+            let mut i0 = 0;
+            while i0 < a.rows {
+                let mr = DOT_MR.min(a.rows - i0);
+                // SAFETY: the tile lies within a, b, c and partial.
+                unsafe {
+                    let t = DotTile {
+                        a: a.skip_rows(i0),
+                        b: b.skip_rows(j0),
+                        chunks: q0..q1,
+                        last: q1 == chunks,
+                        partial: partial.add(sums + i0 * DOT_NR),
+                        c: c.add(i0 * ldc + j0),
+                        ldc,
+                    };
+                    match (mr, nr) {
+                        (2, 5) => dot_tile::<T, 2, 5>(t),
+                        (2, 4) => dot_tile::<T, 2, 4>(t),
+                        (2, 3) => dot_tile::<T, 2, 3>(t),
+                        (2, 2) => dot_tile::<T, 2, 2>(t),
+                        (2, _) => dot_tile::<T, 2, 1>(t),
+                        (_, 5) => dot_tile::<T, 1, 5>(t),
+                        (_, 4) => dot_tile::<T, 1, 4>(t),
+                        (_, 3) => dot_tile::<T, 1, 3>(t),
+                        (_, 2) => dot_tile::<T, 1, 2>(t),
+                        _ => dot_tile::<T, 1, 1>(t),
                     }
-                    i0 += mr;
                 }
-                if q1 == chunks {
-                    break;
-                }
-                q0 = q1;
+                i0 += mr;
             }
-            j0 += nr;
+        };
+        // Depth blocks start at 0, per_block, ...; an empty depth is one (empty) block.
+        let starts = (0..chunks.max(1)).step_by(per_block);
+        if blocks_outer {
+            starts.for_each(|q0| (0..tiles).for_each(|t| run(q0, t)));
+        } else {
+            (0..tiles).for_each(|t| starts.clone().for_each(|q0| run(q0, t)));
         }
     }
 
