@@ -1,10 +1,15 @@
-//! Times `sweep::kernel` against ndarray's `general_mat_mul` (matrixmultiply) on the
-//! training shapes: forward (M x 3072 x 100), backward (M x 100 x 3072) and evaluation
-//! (M x 3072 x 10000), single-threaded, and prints GFLOP/s and the ratio.
+//! Times `sweep::kernel` on the training shapes, single-threaded, and prints GFLOP/s:
+//! forward (M x 3072 x 100), backward (M x 100 x 3072) and evaluation (M x 3072 x 10000)
+//! against ndarray's `general_mat_mul` (matrixmultiply); the packed product
+//! (`dot_nt_packed`, packing included) against `dot_nt`; and the backward and forward
+//! products on one batch kept in cache against shuffled batches read in place, as in
+//! training.
 //!
 //!     cargo run --release --example kernels [-- f64]
 //!
-//! `PAD=N` adds N elements after every row of the operands (see `kernel::padded_zeros`).
+//! `PAD=N` adds N elements after every row of the operands (training pads by 64 bytes,
+//! `PAD=16` in f32; see `kernel::padded_zeros`); `HUGE=1` asks for transparent huge pages
+//! for the data, as training does.
 
 use std::time::Instant;
 
