@@ -510,6 +510,25 @@ mod tests {
     }
 
     #[test]
+    fn splits_keep_rows_padded_by_a_cache_line() {
+        // The kernels' speed depends on it (see `padded`); the values must not.
+        let bytes = [record(3, 7), record(9, 200), record(1, 5)].concat();
+        let raw = parse_cifar10_bin(&bytes, Path::new("t.bin")).unwrap();
+        let padded_stride = (CIFAR10_DIM + 16) as isize;
+        assert_eq!(raw.x.strides(), &[padded_stride, 1]);
+        let both = RawSplit::concat(vec![raw.clone(), raw.clone()], "train").unwrap();
+        assert_eq!(both.x.strides(), &[padded_stride, 1]);
+        let (head, tail) = both.split_tail(2);
+        for x in [&head.x, &tail.x] {
+            assert_eq!(x.strides(), &[padded_stride, 1]);
+        }
+        assert_eq!(head.x.slice(s![..3, ..]), raw.x);
+        assert_eq!(tail.x, raw.x.slice(s![1.., ..]));
+        let d = Dataset::preprocess(head, tail, None);
+        assert_eq!(d.train.x.strides(), &[padded_stride, 1]);
+    }
+
+    #[test]
     fn rejects_truncated_empty_and_bad_labels() {
         let p = Path::new("t.bin");
         let mut cut = record(1, 0);

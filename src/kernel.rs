@@ -992,8 +992,11 @@ mod tests {
     }
 
     /// Shapes around every tile edge, including depths that are not a multiple of the lanes.
-    const SHAPES: [(usize, usize, usize); 9] = [
+    const SHAPES: [(usize, usize, usize); 10] = [
         (10, 100, 3072),
+        // Partial sums of every tile of B would exceed L2: dot_nt's tile-outer order,
+        // over two depth blocks.
+        (40, 200, 600),
         (40, 13, 600),
         (17, 6, 256),
         (1, 1, 1),
