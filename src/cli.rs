@@ -131,7 +131,8 @@ pub struct RunArgs {
     /// Retrain runs that already finished.
     #[arg(long)]
     pub force: bool,
-    /// Stop starting new runs after the first one that diverges or fails.
+    /// After the first run that diverges or fails, stop: runs still training stop
+    /// after their current epoch, and no new run starts. Neither writes anything.
     #[arg(long)]
     pub fail_fast: bool,
     /// Run only shard I of N (0-based) of the plan, e.g. 0/4; `slurm` reads it from

@@ -2,11 +2,16 @@
 //! folder as soon as it finishes.
 //!
 //! Runs that can share their data order (see [`RunParams::group_key`]) train fused in
-//! groups of at most [`MAX_FUSED`]; a run's numbers do not depend on its group (see
-//! [`crate::model`]), so outputs are the same whatever `--jobs`, the grid's shape or a
-//! resumption. A failure (an I/O error, a panic) is recorded for the runs it hit, and the
-//! others go on; with `fail_fast`, units not yet started are skipped instead.
+//! work units of at most [`MAX_FUSED`]; units train in lockstep in small cohorts (see
+//! [`cohorts`]), epoch by epoch, so that each epoch's evaluation scores a whole cohort in
+//! one pass over the data. A run's numbers depend on neither its unit nor its cohort
+//! (see [`crate::model`]), so outputs are the same whatever `--jobs`, the grid's shape or
+//! a resumption. A failure (an I/O error, a panic) is recorded for the runs it hit, and
+//! the others go on; with `fail_fast`, cohorts not yet started are skipped instead.
+//!
+//! [`RunParams::group_key`]: crate::plan::RunParams::group_key
 
+use std::fs;
 use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +21,8 @@ use rayon::prelude::*;
 
 use crate::artifacts::{ArtifactError, RunResult, RunStatus, SweepDir};
 use crate::data::Dataset;
-use crate::model::{self, Real};
+use crate::data::NUM_CLASSES;
+use crate::model::{self, Fitted, GroupTrainer, Real};
 use crate::plan::{Plan, RunSpec};
 use crate::spec::Precision;
 
@@ -30,7 +36,8 @@ pub struct ExecOptions {
     pub jobs: NonZeroUsize,
     /// Retrain runs that already finished.
     pub force: bool,
-    /// Stop starting new work after the first diverged or failed run.
+    /// After the first diverged or failed run, stop the runs training in its cohort and
+    /// start no other.
     pub fail_fast: bool,
 }
 
@@ -55,6 +62,11 @@ pub enum RunError {
     Failed(String),
     #[error("not started: an earlier run failed or diverged and --fail-fast is on")]
     Skipped,
+    #[error(
+        "stopped after {epochs} of its epochs: an earlier run failed or diverged and \
+         --fail-fast is on"
+    )]
+    Stopped { epochs: usize },
     #[error("being trained by another sweep process on the same output folder")]
     ClaimedElsewhere,
 }
@@ -96,7 +108,7 @@ impl RunStats {
                     RunStatus::Failed => s.failed += 1,
                 },
                 Err(RunError::Failed(_)) => s.failed += 1,
-                Err(RunError::Skipped) => s.skipped += 1,
+                Err(RunError::Skipped | RunError::Stopped { .. }) => s.skipped += 1,
                 Err(RunError::ClaimedElsewhere) => s.elsewhere += 1,
             }
         }
@@ -126,46 +138,217 @@ pub fn work_units(runs: &[RunSpec]) -> Vec<Vec<RunSpec>> {
     units
 }
 
-fn train_unit<T: Real>(
-    unit: &[RunSpec],
-    data: &Dataset,
-    dir: &SweepDir,
-    fingerprint: &str,
-    progress: &dyn Progress,
-) -> Vec<Result<RunResult, RunError>> {
-    let start = Instant::now();
-    let hypers: Vec<_> = unit.iter().map(|r| r.params.hyper()).collect();
-    let cfg = unit[0].params.train_config();
-    let trained = catch_unwind(AssertUnwindSafe(|| {
-        model::train_group::<T>(data, &cfg, &hypers, &|_| progress.epoch(unit.len()))
-    }));
-    let seconds = start.elapsed().as_secs_f64() / unit.len() as f64;
-    match trained {
-        Ok(fitted) => unit
-            .iter()
-            .zip(&fitted)
-            .map(|(run, f)| {
-                dir.write_run(run, f, seconds, fingerprint)
-                    .map_err(|e| record_failure(dir, run, &e.to_string(), fingerprint))
-            })
-            .collect(),
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "training panicked".into());
-            let msg = format!("internal error: {msg}; please report it");
-            unit.iter()
-                .map(|run| Err(record_failure(dir, run, &msg, fingerprint)))
-                .collect()
+/// Rows (runs x classes) of stacked weights from which a cohort of work units is big
+/// enough: each epoch's evaluation scores all of a cohort's runs in one pass over the
+/// data, and the packed product runs near its best from about 120 rows
+/// (`examples/kernels.rs`).
+pub const COHORT_ROWS: usize = 120;
+
+/// Groups work units (from [`work_units`]) into cohorts trained in lockstep, epoch by
+/// epoch, so that each epoch's evaluation reads the data once for the whole cohort.
+/// A cohort holds consecutive units of one precision and closes once it has at least
+/// `jobs` units (so every worker has a unit to train) and [`COHORT_ROWS`] rows; small,
+/// so that results keep reaching the disk as a long sweep goes on.
+pub fn cohorts(units: Vec<Vec<RunSpec>>, jobs: usize) -> Vec<Vec<Vec<RunSpec>>> {
+    let mut cohorts: Vec<Vec<Vec<RunSpec>>> = Vec::new();
+    let mut open: [Option<usize>; 2] = [None, None];
+    for unit in units {
+        let slot = match unit[0].params.precision {
+            Precision::F32 => 0,
+            Precision::F64 => 1,
+        };
+        let c = match open[slot] {
+            Some(c) => c,
+            None => {
+                cohorts.push(Vec::new());
+                cohorts.len() - 1
+            }
+        };
+        cohorts[c].push(unit);
+        let rows: usize = cohorts[c].iter().map(Vec::len).sum::<usize>() * NUM_CLASSES;
+        open[slot] = (cohorts[c].len() < jobs || rows < COHORT_ROWS).then_some(c);
+    }
+    cohorts
+}
+
+/// A work unit this process has claimed: its runs and their claim locks, held until
+/// the runs' results are written.
+struct Claimed {
+    runs: Vec<RunSpec>,
+    _locks: Vec<fs::File>,
+}
+
+/// What `execute` shares with every cohort.
+struct Context<'a> {
+    data: &'a Dataset,
+    dir: &'a SweepDir,
+    fingerprint: &'a str,
+    opts: &'a ExecOptions,
+    progress: &'a dyn Progress,
+    stop: AtomicBool,
+}
+
+impl Context<'_> {
+    /// Claims each run of `unit`; drops those another process is training or has
+    /// finished since the plan was partitioned (their outcomes go to `others`).
+    fn claim(&self, unit: &[RunSpec], others: &mut Vec<RunOutcome>) -> Option<Claimed> {
+        let mut runs = Vec::new();
+        let mut locks = Vec::new();
+        for run in unit {
+            match self.dir.claim(&run.id) {
+                Ok(Some(lock)) => match self.dir.finished(run, self.fingerprint) {
+                    Ok(Some(result)) if !self.opts.force => others.push(RunOutcome {
+                        run: run.clone(),
+                        result: Ok(result),
+                        reused: true,
+                    }),
+                    _ => {
+                        locks.push(lock);
+                        runs.push(run.clone());
+                    }
+                },
+                Ok(None) => others.push(RunOutcome {
+                    run: run.clone(),
+                    result: Err(RunError::ClaimedElsewhere),
+                    reused: false,
+                }),
+                Err(e) => others.push(RunOutcome {
+                    run: run.clone(),
+                    result: Err(self.record_failure(run, &e.to_string())),
+                    reused: false,
+                }),
+            }
+        }
+        (!runs.is_empty()).then_some(Claimed {
+            runs,
+            _locks: locks,
+        })
+    }
+
+    fn record_failure(&self, run: &RunSpec, msg: &str) -> RunError {
+        let _ = self.dir.write_failed(run, msg, self.fingerprint);
+        RunError::Failed(msg.to_string())
+    }
+
+    /// Writes a unit's trained runs (or its failure), then releases its claims.
+    fn settle<T: Real>(
+        &self,
+        unit: Claimed,
+        trained: Result<Vec<Fitted<T>>, String>,
+        seconds: f64,
+        out: &mut Vec<RunOutcome>,
+    ) {
+        let results: Vec<Result<RunResult, RunError>> = match trained {
+            Ok(fitted) => unit
+                .runs
+                .iter()
+                .zip(&fitted)
+                .map(|(run, f)| {
+                    self.dir
+                        .write_run(run, f, seconds, self.fingerprint)
+                        .map_err(|e| self.record_failure(run, &e.to_string()))
+                })
+                .collect(),
+            Err(msg) => unit
+                .runs
+                .iter()
+                .map(|run| Err(self.record_failure(run, &msg)))
+                .collect(),
+        };
+        for (run, result) in unit.runs.iter().zip(results) {
+            let outcome = RunOutcome {
+                run: run.clone(),
+                result,
+                reused: false,
+            };
+            let bad = !matches!(&outcome.result, Ok(r) if r.status == RunStatus::Ok);
+            if bad && self.opts.fail_fast {
+                self.stop.store(true, Ordering::Relaxed);
+            }
+            self.progress.finished(&outcome);
+            out.push(outcome);
+        }
+    }
+
+    /// Trains a cohort's units in lockstep: every epoch, each unit trains its epoch (in
+    /// parallel across units), then all are evaluated together. A unit is written as soon
+    /// as it is done; a panic fails the units it hit and the others go on.
+    fn train_cohort<T: Real>(&self, units: Vec<Claimed>, out: &mut Vec<RunOutcome>) {
+        let start = Instant::now();
+        let total: usize = units.iter().map(|u| u.runs.len()).sum();
+        let seconds = || start.elapsed().as_secs_f64() / total as f64;
+        let mut active: Vec<(Claimed, GroupTrainer<'_, T>)> = Vec::new();
+        for unit in units {
+            self.progress.started(&unit.runs);
+            let hypers: Vec<_> = unit.runs.iter().map(|r| r.params.hyper()).collect();
+            let cfg = unit.runs[0].params.train_config();
+            match catch_panic(|| GroupTrainer::new(self.data, &cfg, &hypers)) {
+                Ok(group) => active.push((unit, group)),
+                Err(msg) => self.settle::<T>(unit, Err(msg), seconds(), out),
+            }
+        }
+        while !active.is_empty() {
+            let recorded = catch_panic(|| {
+                let mut groups: Vec<_> = active.iter_mut().map(|(_, g)| g).collect();
+                model::record_together(&mut groups);
+            });
+            if let Err(msg) = recorded {
+                for (unit, _) in active.drain(..) {
+                    self.settle::<T>(unit, Err(msg.clone()), seconds(), out);
+                }
+                break;
+            }
+            // Settle the units that are done, keeping the others in order.
+            let mut still = Vec::with_capacity(active.len());
+            for (unit, group) in active.drain(..) {
+                if group.epoch() > 0 {
+                    self.progress.epoch(unit.runs.len());
+                }
+                if group.done() {
+                    let fitted = catch_panic(move || group.finish());
+                    self.settle(unit, fitted, seconds(), out);
+                } else {
+                    still.push((unit, group));
+                }
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                // --fail-fast: the units still training stop here and write nothing.
+                for (unit, group) in still {
+                    out.extend(unit.runs.into_iter().map(|run| RunOutcome {
+                        run,
+                        result: Err(RunError::Stopped {
+                            epochs: group.epoch(),
+                        }),
+                        reused: false,
+                    }));
+                }
+                break;
+            }
+            let failed: Vec<Option<String>> = still
+                .par_iter_mut()
+                .with_max_len(1)
+                .map(|(_, group)| catch_panic(|| group.train_epoch()).err())
+                .collect();
+            for ((unit, group), fail) in still.into_iter().zip(failed) {
+                match fail {
+                    Some(msg) => self.settle::<T>(unit, Err(msg), seconds(), out),
+                    None => active.push((unit, group)),
+                }
+            }
         }
     }
 }
 
-fn record_failure(dir: &SweepDir, run: &RunSpec, msg: &str, fingerprint: &str) -> RunError {
-    let _ = dir.write_failed(run, msg, fingerprint);
-    RunError::Failed(msg.to_string())
+/// Runs `f`, turning a panic into its message.
+fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
+        let msg = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "training panicked".into());
+        format!("internal error: {msg}; please report it")
+    })
 }
 
 /// Finished runs (reused unless `opts.force`) and runs whose folder cannot be read
@@ -202,6 +385,8 @@ pub fn partition(
 }
 
 /// Trains `pending` and returns one outcome per run, in the order given.
+///
+/// Cohorts (see [`cohorts`]) train one after another, each on the whole pool.
 pub fn execute(
     pending: &[RunSpec],
     data: &Dataset,
@@ -210,88 +395,44 @@ pub fn execute(
     opts: &ExecOptions,
     progress: &dyn Progress,
 ) -> Vec<RunOutcome> {
-    let units = work_units(pending);
-    let stop = AtomicBool::new(false);
+    let cx = Context {
+        data,
+        dir,
+        fingerprint,
+        opts,
+        progress,
+        stop: AtomicBool::new(false),
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.get())
         .build()
         .expect("thread pool");
-    let per_unit: Vec<Vec<RunOutcome>> = pool.install(|| {
-        units
-            .par_iter()
-            .with_max_len(1)
-            .map(|unit| {
-                if stop.load(Ordering::Relaxed) {
-                    return unit
-                        .iter()
-                        .map(|run| RunOutcome {
-                            run: run.clone(),
-                            result: Err(RunError::Skipped),
-                            reused: false,
-                        })
-                        .collect();
-                }
-                // Claim each run; drop those another process is training or has finished
-                // since the plan was partitioned.
-                let mut mine = Vec::new();
-                let mut claims = Vec::new();
-                let mut others = Vec::new();
-                for run in unit {
-                    match dir.claim(&run.id) {
-                        Ok(Some(lock)) => match dir.finished(run, fingerprint) {
-                            Ok(Some(result)) if !opts.force => others.push(RunOutcome {
-                                run: run.clone(),
-                                result: Ok(result),
-                                reused: true,
-                            }),
-                            _ => {
-                                claims.push(lock);
-                                mine.push(run.clone());
-                            }
-                        },
-                        Ok(None) => others.push(RunOutcome {
-                            run: run.clone(),
-                            result: Err(RunError::ClaimedElsewhere),
-                            reused: false,
-                        }),
-                        Err(e) => others.push(RunOutcome {
-                            run: run.clone(),
-                            result: Err(record_failure(dir, run, &e.to_string(), fingerprint)),
-                            reused: false,
-                        }),
-                    }
-                }
-                if mine.is_empty() {
-                    return others;
-                }
-                let unit = &mine;
-                progress.started(unit);
-                let results = match unit[0].params.precision {
-                    Precision::F32 => train_unit::<f32>(unit, data, dir, fingerprint, progress),
-                    Precision::F64 => train_unit::<f64>(unit, data, dir, fingerprint, progress),
-                };
-                drop(claims);
-                let mut outcomes = others;
-                outcomes.extend(unit.iter().zip(results).map(|(run, result)| {
-                    let outcome = RunOutcome {
-                        run: run.clone(),
-                        result,
-                        reused: false,
-                    };
-                    let bad = !matches!(&outcome.result, Ok(r) if r.status == RunStatus::Ok);
-                    if bad && opts.fail_fast {
-                        stop.store(true, Ordering::Relaxed);
-                    }
-                    progress.finished(&outcome);
-                    outcome
+    let mut outcomes = Vec::with_capacity(pending.len());
+    pool.install(|| {
+        for cohort in cohorts(work_units(pending), opts.jobs.get()) {
+            if cx.stop.load(Ordering::Relaxed) {
+                outcomes.extend(cohort.iter().flatten().map(|run| RunOutcome {
+                    run: run.clone(),
+                    result: Err(RunError::Skipped),
+                    reused: false,
                 }));
-                outcomes
-            })
-            .collect()
+                continue;
+            }
+            let claimed: Vec<Claimed> = cohort
+                .iter()
+                .filter_map(|unit| cx.claim(unit, &mut outcomes))
+                .collect();
+            if claimed.is_empty() {
+                continue;
+            }
+            match cohort[0][0].params.precision {
+                Precision::F32 => cx.train_cohort::<f32>(claimed, &mut outcomes),
+                Precision::F64 => cx.train_cohort::<f64>(claimed, &mut outcomes),
+            }
+        }
     });
-    let mut by_id: std::collections::HashMap<_, _> = per_unit
+    let mut by_id: std::collections::HashMap<_, _> = outcomes
         .into_iter()
-        .flatten()
         .map(|o| (o.run.id.clone(), o))
         .collect();
     pending
@@ -348,6 +489,44 @@ mod tests {
             work_units(&many).iter().map(Vec::len).collect::<Vec<_>>(),
             vec![16, 16, 8]
         );
+    }
+
+    #[test]
+    fn cohorts_fill_every_job_and_enough_rows_and_keep_precisions_apart() {
+        let with = |seed, precision| {
+            let mut r = run(seed, 0.1, 10);
+            r.params.precision = precision;
+            r
+        };
+        let f32_units: Vec<Vec<RunSpec>> =
+            (1..=30).map(|s| vec![with(s, Precision::F32)]).collect();
+        let sizes = |c: &[Vec<Vec<RunSpec>>]| c.iter().map(Vec::len).collect::<Vec<_>>();
+        // 12 single runs (120 rows) per cohort; the rest in the last one.
+        assert_eq!(sizes(&cohorts(f32_units.clone(), 2)), vec![12, 12, 6]);
+        // More jobs than 12 units: one unit per job.
+        assert_eq!(sizes(&cohorts(f32_units, 16)), vec![16, 14]);
+        // Units of 4 runs: 3 fill 120 rows.
+        let fours: Vec<Vec<RunSpec>> = (1..=7)
+            .map(|s| (1..=4).map(|i| run(s, 0.1 * i as f64, 10)).collect())
+            .collect();
+        assert_eq!(sizes(&cohorts(fours, 2)), vec![3, 3, 1]);
+        // Precisions alternate in plan order but never share a cohort.
+        let mixed: Vec<Vec<RunSpec>> = (1..=4)
+            .map(|s| {
+                let p = if s % 2 == 0 {
+                    Precision::F64
+                } else {
+                    Precision::F32
+                };
+                vec![with(s, p)]
+            })
+            .collect();
+        let c = cohorts(mixed, 1);
+        let seeds: Vec<Vec<u64>> = c
+            .iter()
+            .map(|c| c.iter().map(|u| u[0].params.seed).collect())
+            .collect();
+        assert_eq!(seeds, vec![vec![1, 3], vec![2, 4]]);
     }
 
     #[test]

@@ -395,74 +395,111 @@ pub fn metrics<T: Real>(params: &Params<T>, lambda: f64, split: &Split) -> Split
     evaluate(&params.w, &params.b, &[lambda], split)[0]
 }
 
-/// Trains every member of a group (runs sharing `cfg`) on `data` by mini-batch gradient
-/// descent, recording metrics at epoch 0 and after every epoch.
+/// A fused group (runs sharing `cfg`) being trained by mini-batch gradient descent, one
+/// epoch at a time.
 ///
 /// Each epoch visits the training examples in a fresh permutation drawn from the
 /// `Shuffle` stream of `cfg.seed` (or in file order when `cfg.shuffle` is false), in
-/// batches of `cfg.batch_size` (the last batch may be smaller). A member whose training or
-/// validation cost is not finite after an epoch stops there, as diverged.
-/// `on_epoch` is called after each epoch with the number of epochs done.
-pub fn train_group<T: Real>(
-    data: &Dataset,
-    cfg: &TrainConfig,
-    members: &[Hyper],
-    on_epoch: &(dyn Fn(usize) + Sync),
-) -> Vec<Fitted<T>> {
-    let (k, d, n) = (NUM_CLASSES, data.train.dim(), data.train.len());
-    let runs = members.len();
-    let m = runs * k;
-    let init = Params::<T>::init(k, d, cfg.init_std, cfg.seed);
-    let mut w = padded_zeros::<T>(m, d);
-    let mut b = Array1::<T>::zeros(m);
-    for r in 0..runs {
-        w.slice_mut(s![r * k..(r + 1) * k, ..]).assign(&init.w);
-        b.slice_mut(s![r * k..(r + 1) * k]).assign(&init.b);
-    }
-    let lambdas: Vec<f64> = members.iter().map(|h| h.lambda).collect();
-    let two_lambda: Vec<T> = members
-        .iter()
-        .map(|h| T::from_f64(2.0 * h.lambda))
-        .collect();
-    let eta: Vec<T> = members.iter().map(|h| T::from_f64(h.eta)).collect();
+/// batches of `cfg.batch_size` (the last batch may be smaller). Metrics are recorded at
+/// epoch 0 and after every epoch by [`record_together`], which scores several groups at
+/// once; a member whose training or validation cost is not finite after an epoch stops
+/// there, as diverged. [`train_group`] drives one group from start to end.
+pub struct GroupTrainer<'d, T> {
+    data: &'d Dataset,
+    cfg: TrainConfig,
+    lambdas: Vec<f64>,
+    two_lambda: Vec<T>,
+    eta: Vec<T>,
+    w: Array2<T>,
+    b: Array1<T>,
+    /// Epochs trained so far.
+    epoch: usize,
+    history: Vec<Vec<EpochMetrics>>,
+    outcome: Vec<Outcome>,
+    order: Vec<u32>,
+    shuffler: rand_chacha::ChaCha20Rng,
+    scores: Array2<T>,
+    grad_w: Array2<T>,
+    col_max: Vec<T>,
+    col_sum: Vec<T>,
+}
 
-    let mut history: Vec<Vec<EpochMetrics>> = vec![Vec::with_capacity(cfg.epochs + 1); runs];
-    let mut outcome = vec![Outcome::Completed; runs];
-    let mut record = |epoch: usize, w: &Array2<T>, b: &Array1<T>, outcome: &mut [Outcome]| {
-        let train = evaluate(w, b, &lambdas, &data.train);
-        let val = evaluate(w, b, &lambdas, &data.val);
+impl<'d, T: Real> GroupTrainer<'d, T> {
+    /// Initialises every member with the weights drawn from `cfg.seed`; nothing recorded.
+    pub fn new(data: &'d Dataset, cfg: &TrainConfig, members: &[Hyper]) -> Self {
+        let (k, d, n) = (NUM_CLASSES, data.train.dim(), data.train.len());
+        let runs = members.len();
+        let m = runs * k;
+        let init = Params::<T>::init(k, d, cfg.init_std, cfg.seed);
+        let mut w = padded_zeros::<T>(m, d);
+        let mut b = Array1::<T>::zeros(m);
         for r in 0..runs {
-            if outcome[r] != Outcome::Completed {
-                continue;
-            }
-            history[r].push(EpochMetrics {
-                epoch,
-                train: train[r],
-                val: val[r],
-            });
-            if !(train[r].cost.is_finite() && val[r].cost.is_finite()) {
-                outcome[r] = Outcome::Diverged { epoch };
-            }
+            w.slice_mut(s![r * k..(r + 1) * k, ..]).assign(&init.w);
+            b.slice_mut(s![r * k..(r + 1) * k]).assign(&init.b);
         }
-    };
-    record(0, &w, &b, &mut outcome);
+        let bs = cfg.batch_size.min(n);
+        GroupTrainer {
+            data,
+            cfg: cfg.clone(),
+            lambdas: members.iter().map(|h| h.lambda).collect(),
+            two_lambda: members
+                .iter()
+                .map(|h| T::from_f64(2.0 * h.lambda))
+                .collect(),
+            eta: members.iter().map(|h| T::from_f64(h.eta)).collect(),
+            w,
+            b,
+            epoch: 0,
+            history: vec![Vec::with_capacity(cfg.epochs + 1); runs],
+            outcome: vec![Outcome::Completed; runs],
+            order: (0..n as u32).collect(),
+            shuffler: rng::generator(cfg.seed, Stream::Shuffle),
+            scores: Array2::<T>::zeros((m, bs)),
+            grad_w: padded_zeros::<T>(m, d),
+            col_max: vec![T::zero(); bs],
+            col_sum: vec![T::zero(); bs],
+        }
+    }
 
-    let bs = cfg.batch_size.min(n);
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    let mut shuffler = rng::generator(cfg.seed, Stream::Shuffle);
-    let mut scores = Array2::<T>::zeros((m, bs));
-    let mut grad_w = padded_zeros::<T>(m, d);
-    let (mut col_max, mut col_sum) = (vec![T::zero(); bs], vec![T::zero(); bs]);
-    for epoch in 1..=cfg.epochs {
-        if outcome.iter().all(|o| *o != Outcome::Completed) {
-            break;
-        }
-        if cfg.shuffle {
+    /// Members of the group.
+    pub fn runs(&self) -> usize {
+        self.lambdas.len()
+    }
+
+    /// Epochs trained so far.
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    /// All epochs trained, or every member diverged.
+    pub fn done(&self) -> bool {
+        self.epoch >= self.cfg.epochs || self.outcome.iter().all(|o| *o != Outcome::Completed)
+    }
+
+    /// Trains one more epoch.
+    pub fn train_epoch(&mut self) {
+        let k = NUM_CLASSES;
+        let runs = self.runs();
+        let data = self.data;
+        let bs = self.scores.ncols();
+        let GroupTrainer {
+            w,
+            b,
+            order,
+            shuffler,
+            scores,
+            grad_w,
+            col_max,
+            col_sum,
+            outcome,
+            ..
+        } = self;
+        if self.cfg.shuffle {
             order
                 .iter_mut()
                 .enumerate()
                 .for_each(|(i, v)| *v = i as u32);
-            rng::shuffle(&mut shuffler, &mut order);
+            rng::shuffle(shuffler, order);
         }
         for batch in order.chunks(bs) {
             let nb = batch.len();
@@ -473,8 +510,8 @@ pub fn train_group<T: Real>(
                 softmax_columns(
                     g.slice_mut(s![r * k..(r + 1) * k, ..]),
                     b.slice(s![r * k..(r + 1) * k]),
-                    &mut col_max,
-                    &mut col_sum,
+                    col_max,
+                    col_sum,
                 );
             }
             for (j, &example) in batch.iter().enumerate() {
@@ -486,12 +523,12 @@ pub fn train_group<T: Real>(
             let g = scores.slice(s![.., ..nb]);
             par_acc_nn_rows(g, x, batch, grad_w.view_mut());
             let inv_n = T::one() / T::from_f64(nb as f64);
-            for r in 0..runs {
-                if outcome[r] != Outcome::Completed {
+            for (r, status) in outcome.iter().enumerate() {
+                if *status != Outcome::Completed {
                     continue;
                 }
                 let rows = r * k..(r + 1) * k;
-                let (two_l, lr) = (two_lambda[r], eta[r]);
+                let (two_l, lr) = (self.two_lambda[r], self.eta[r]);
                 let mut wr = w.slice_mut(s![rows.clone(), ..]);
                 wr.zip_mut_with(&grad_w.slice(s![rows.clone(), ..]), |wv, &gv| {
                     *wv = *wv - lr * (gv * inv_n + two_l * *wv);
@@ -506,26 +543,119 @@ pub fn train_group<T: Real>(
                 }
             }
         }
-        record(epoch, &w, &b, &mut outcome);
-        on_epoch(epoch);
+        self.epoch += 1;
     }
 
-    let test = data.test.as_ref().map(|t| evaluate(&w, &b, &lambdas, t));
-    let mut w_rows = w.axis_chunks_iter(Axis(0), k);
-    (0..runs)
-        .map(|r| Fitted {
-            params: Params {
-                w: w_rows.next().expect("one block per run").to_owned(),
-                b: b.slice(s![r * k..(r + 1) * k]).to_owned(),
-            },
-            history: std::mem::take(&mut history[r]),
-            test: match outcome[r] {
-                Outcome::Completed => test.as_ref().map(|t| t[r]),
-                Outcome::Diverged { .. } => None,
-            },
-            outcome: outcome[r],
-        })
-        .collect()
+    /// Appends this epoch's metrics of the members still training and marks those whose
+    /// cost is not finite as diverged.
+    fn record(&mut self, train: &[SplitMetrics], val: &[SplitMetrics]) {
+        let epoch = self.epoch;
+        for r in 0..self.runs() {
+            if self.outcome[r] != Outcome::Completed {
+                continue;
+            }
+            self.history[r].push(EpochMetrics {
+                epoch,
+                train: train[r],
+                val: val[r],
+            });
+            if !(train[r].cost.is_finite() && val[r].cost.is_finite()) {
+                self.outcome[r] = Outcome::Diverged { epoch };
+            }
+        }
+    }
+
+    /// The trained members, with their test metrics (if the data has a test split).
+    pub fn finish(self) -> Vec<Fitted<T>> {
+        let k = NUM_CLASSES;
+        let test = self
+            .data
+            .test
+            .as_ref()
+            .map(|t| evaluate(&self.w, &self.b, &self.lambdas, t));
+        let GroupTrainer {
+            w,
+            b,
+            mut history,
+            outcome,
+            ..
+        } = self;
+        let mut w_rows = w.axis_chunks_iter(Axis(0), k);
+        (0..outcome.len())
+            .map(|r| Fitted {
+                params: Params {
+                    w: w_rows.next().expect("one block per run").to_owned(),
+                    b: b.slice(s![r * k..(r + 1) * k]).to_owned(),
+                },
+                history: std::mem::take(&mut history[r]),
+                test: match outcome[r] {
+                    Outcome::Completed => test.as_ref().map(|t| t[r]),
+                    Outcome::Diverged { .. } => None,
+                },
+                outcome: outcome[r],
+            })
+            .collect()
+    }
+}
+
+/// Records the current epoch's training and validation metrics of every group in
+/// `groups`, scoring them together: their weights are stacked, so each split is read
+/// once for all of them, by a product with more rows (faster per row). Every group must
+/// train on the same `Dataset`. A run's metrics are the same as when its group is scored
+/// alone, since the products compute every element independently of the other rows.
+pub fn record_together<T: Real>(groups: &mut [&mut GroupTrainer<'_, T>]) {
+    let Some(first) = groups.first() else { return };
+    let data = first.data;
+    debug_assert!(groups.iter().all(|g| std::ptr::eq(g.data, data)));
+    let score = |w: &Array2<T>, b: &Array1<T>, lambdas: &[f64]| {
+        (
+            evaluate(w, b, lambdas, &data.train),
+            evaluate(w, b, lambdas, &data.val),
+        )
+    };
+    if let [g] = groups {
+        let (train, val) = score(&g.w, &g.b, &g.lambdas);
+        g.record(&train, &val);
+        return;
+    }
+    let m: usize = groups.iter().map(|g| g.w.nrows()).sum();
+    let mut w = padded_zeros::<T>(m, data.train.dim());
+    let mut b = Array1::<T>::zeros(m);
+    let mut lambdas = Vec::new();
+    let mut at = 0;
+    for g in groups.iter() {
+        let rows = at..at + g.w.nrows();
+        w.slice_mut(s![rows.clone(), ..]).assign(&g.w);
+        b.slice_mut(s![rows]).assign(&g.b);
+        lambdas.extend_from_slice(&g.lambdas);
+        at += g.w.nrows();
+    }
+    let (train, val) = score(&w, &b, &lambdas);
+    let mut at = 0;
+    for g in groups.iter_mut() {
+        let runs = at..at + g.runs();
+        g.record(&train[runs.clone()], &val[runs]);
+        at += g.runs();
+    }
+}
+
+/// Trains every member of a group (runs sharing `cfg`) on `data` from start to end,
+/// recording metrics at epoch 0 and after every epoch (see [`GroupTrainer`]).
+/// `on_epoch` is called after each epoch with the number of epochs done.
+pub fn train_group<T: Real>(
+    data: &Dataset,
+    cfg: &TrainConfig,
+    members: &[Hyper],
+    on_epoch: &(dyn Fn(usize) + Sync),
+) -> Vec<Fitted<T>> {
+    let mut group = GroupTrainer::<T>::new(data, cfg, members);
+    record_together(&mut [&mut group]);
+    while !group.done() {
+        group.train_epoch();
+        record_together(&mut [&mut group]);
+        on_epoch(group.epoch());
+    }
+    group.finish()
 }
 
 /// Trains a single run; the same as a group of one.
@@ -734,5 +864,58 @@ pub(crate) mod tests {
         let solo = fit::<f32>(&data, &cfg(1), members[1]);
         assert_eq!(out[1].params(), solo.params());
         assert_eq!(out[1].outcome(), Outcome::Completed);
+    }
+
+    #[test]
+    fn groups_recorded_together_match_groups_trained_alone() {
+        let data = toy_dataset(150, 40, 5);
+        let a = [
+            Hyper {
+                lambda: 0.0,
+                eta: 0.1,
+            },
+            Hyper {
+                lambda: 0.1,
+                eta: 0.01,
+            },
+        ];
+        let b = [Hyper {
+            lambda: 1.0,
+            eta: 10.0,
+        }];
+        let short = TrainConfig {
+            epochs: 3,
+            batch_size: 7,
+            ..cfg(2)
+        };
+        let mut ga = GroupTrainer::<f32>::new(&data, &cfg(9), &a);
+        let mut gb = GroupTrainer::<f32>::new(&data, &short, &b);
+        record_together(&mut [&mut ga, &mut gb]);
+        while !ga.done() {
+            ga.train_epoch();
+            if gb.done() {
+                record_together(&mut [&mut ga]);
+            } else {
+                gb.train_epoch();
+                record_together(&mut [&mut gb, &mut ga]);
+            }
+        }
+        let (fa, fb) = (ga.finish(), gb.finish());
+        for (fused, alone) in fa
+            .iter()
+            .zip(train_group::<f32>(&data, &cfg(9), &a, &|_| {}))
+        {
+            assert_eq!(fused.params(), alone.params());
+            assert_eq!(fused.history(), alone.history());
+            assert_eq!(fused.test(), alone.test());
+        }
+        let alone = &train_group::<f32>(&data, &short, &b, &|_| {})[0];
+        // It diverges: its history ends in NaN, so compare the printed values.
+        assert!(matches!(fb[0].outcome(), Outcome::Diverged { .. }));
+        assert_eq!(fb[0].outcome(), alone.outcome());
+        assert_eq!(
+            format!("{:?}", fb[0].history()),
+            format!("{:?}", alone.history())
+        );
     }
 }
