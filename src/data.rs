@@ -412,7 +412,10 @@ impl Dataset {
                     .x
                     .slice(s![.., block * 256..((block + 1) * 256).min(dim)]);
                 let mut mean = vec![0.0f64; x.ncols()];
+                // Row slices, so the per-feature loops vectorise (each feature's sum
+                // keeps its order).
                 for row in x.rows() {
+                    let row = row.to_slice().expect("a row's features are contiguous");
                     for (m, &v) in mean.iter_mut().zip(row) {
                         *m += f64::from(v) * train_scale;
                     }
@@ -420,6 +423,7 @@ impl Dataset {
                 mean.iter_mut().for_each(|m| *m /= n);
                 let mut var = vec![0.0f64; x.ncols()];
                 for row in x.rows() {
+                    let row = row.to_slice().expect("a row's features are contiguous");
                     for ((acc, &v), &m) in var.iter_mut().zip(row).zip(&mean) {
                         let d = f64::from(v) * train_scale - m;
                         *acc += d * d;
@@ -437,8 +441,13 @@ impl Dataset {
         let apply = |raw: RawSplit| -> Split {
             let k = scale(&raw);
             let mut x = raw.x;
+            let (mean, std) = (
+                mean.as_slice().expect("contiguous"),
+                std.as_slice().expect("contiguous"),
+            );
             Zip::from(x.rows_mut()).par_for_each(|mut row| {
-                for ((v, &m), &s) in row.iter_mut().zip(&mean).zip(&std) {
+                let row = row.as_slice_mut().expect("a row's features are contiguous");
+                for ((v, &m), &s) in row.iter_mut().zip(mean).zip(std) {
                     *v = ((f64::from(*v) * k - m) / s) as f32;
                 }
             });
