@@ -869,20 +869,9 @@ pub(crate) mod tests {
     #[test]
     fn groups_recorded_together_match_groups_trained_alone() {
         let data = toy_dataset(150, 40, 5);
-        let a = [
-            Hyper {
-                lambda: 0.0,
-                eta: 0.1,
-            },
-            Hyper {
-                lambda: 0.1,
-                eta: 0.01,
-            },
-        ];
-        let b = [Hyper {
-            lambda: 1.0,
-            eta: 10.0,
-        }];
+        let hyper = |lambda, eta| Hyper { lambda, eta };
+        let a = [hyper(0.0, 0.1), hyper(0.1, 0.01)];
+        let b = [hyper(1.0, 10.0)];
         let short = TrainConfig {
             epochs: 3,
             batch_size: 7,
