@@ -7,7 +7,8 @@
 //! one pass over the data. A run's numbers depend on neither its unit nor its cohort
 //! (see [`crate::model`]), so outputs are the same whatever `--jobs`, the grid's shape or
 //! a resumption. A failure (an I/O error, a panic) is recorded for the runs it hit, and
-//! the others go on; with `fail_fast`, cohorts not yet started are skipped instead.
+//! the others go on; with `fail_fast`, the runs still training in the failing run's
+//! cohort stop after their epoch and later cohorts are skipped, none of them written.
 //!
 //! [`RunParams::group_key`]: crate::plan::RunParams::group_key
 
