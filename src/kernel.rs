@@ -316,6 +316,10 @@ fn acc_nn_raw<T: Scalar>(g: ArrayView2<T>, bm: Mat<f32>, mut c: ArrayViewMut2<T>
 /// Multiply-adds below which [`par_dot_nt_rows`] and [`par_acc_nn_rows`] stop splitting.
 const GRAIN: usize = 1 << 20;
 
+/// Rows of B below which [`par_dot_nt_rows`] stops splitting: each piece reads all of A,
+/// so pieces of a few rows read A many times over for little work.
+const SPLIT_ROWS: usize = 20;
+
 /// [`dot_nt_rows`], split over the rows of `b` (the columns of `c`) across the current
 /// rayon pool. Every element is computed as in the sequential call, so the bits are the
 /// same for any number of threads.
@@ -325,10 +329,11 @@ pub fn par_dot_nt_rows<T: Scalar>(
     rows: &[u32],
     c: ArrayViewMut2<T>,
 ) {
-    if rows.len() < 2 || a.nrows() * rows.len() * a.ncols() < GRAIN {
+    if rows.len() < 2 * SPLIT_ROWS || a.nrows() * rows.len() * a.ncols() < GRAIN {
         return dot_nt_rows(a, x, rows, c);
     }
-    let h = rows.len() / 2;
+    // Split at whole register tiles of B's rows (5 on every path).
+    let h = rows.len() / 2 / 5 * 5;
     let (c1, c2) = c.split_at(Axis(1), h);
     rayon::join(
         || par_dot_nt_rows(a, x, &rows[..h], c1),
