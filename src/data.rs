@@ -185,27 +185,26 @@ pub fn parse_cifar10_bin(bytes: &[u8], path: &Path) -> Result<RawSplit, DataErro
         });
     }
     let n = bytes.len() / CIFAR10_RECORD;
-    let mut x = padded_zeros::<f32>(n, CIFAR10_DIM);
-    let mut y = Vec::with_capacity(n);
-    for (record, (chunk, mut row)) in bytes
-        .chunks_exact(CIFAR10_RECORD)
-        .zip(x.rows_mut())
-        .enumerate()
-    {
-        let label = chunk[0];
-        if usize::from(label) >= NUM_CLASSES {
-            return Err(DataError::BadLabel {
-                path: path.to_path_buf(),
-                record,
-                offset: record * CIFAR10_RECORD,
-                label: u64::from(label),
-            });
-        }
-        y.push(label);
-        for (dst, &src) in row.iter_mut().zip(&chunk[1..]) {
-            *dst = f32::from(src);
-        }
+    let records = bytes.chunks_exact(CIFAR10_RECORD);
+    let y: Vec<u8> = records.clone().map(|r| r[0]).collect();
+    if let Some(record) = y.iter().position(|&l| usize::from(l) >= NUM_CLASSES) {
+        return Err(DataError::BadLabel {
+            path: path.to_path_buf(),
+            record,
+            offset: record * CIFAR10_RECORD,
+            label: u64::from(y[record]),
+        });
     }
+    // Rows converted on every core: the first write to each fresh page of `x` is where
+    // the kernel zeroes it, a large part of loading.
+    let mut x = padded_zeros::<f32>(n, CIFAR10_DIM);
+    Zip::from(x.rows_mut())
+        .and(ndarray::ArrayView1::from(&records.collect::<Vec<_>>()))
+        .par_for_each(|mut row, record| {
+            for (dst, &src) in row.iter_mut().zip(&record[1..]) {
+                *dst = f32::from(src);
+            }
+        });
     Ok(RawSplit {
         x,
         y,
