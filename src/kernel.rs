@@ -630,6 +630,9 @@ mod avx {
     /// Bytes of partial sums above which `dot_nt` keeps only one B tile's.
     const DOT_PARTIAL_BYTES: usize = 192 << 10;
 
+    /// Bytes of A's rows one pass over B reads when the B tiles are the outer loop.
+    const DOT_A_BYTES: usize = 256 << 10;
+
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dot_nt<T: Scalar>(a: Mat<T>, b: Mat<f32>, c: *mut T, ldc: usize) {
         unsafe { dot_nt_tiled::<T, DOT_MR, DOT_NR>(a, b, c, ldc) }
@@ -673,34 +676,47 @@ mod avx {
         } else {
             (tiles, blocks)
         };
-        for o in 0..outer {
-            for i in 0..inner {
-                let (block, t) = if blocks_outer { (o, i) } else { (i, o) };
-                let q0 = block * per_block;
-                let q1 = (q0 + per_block).min(chunks);
-                let j0 = t * NR;
-                let nr = NR.min(b.rows - j0);
-                let sums = if blocks_outer { t * per_tile } else { 0 };
-                let mut i0 = 0;
-                while i0 < a.rows {
-                    let mr = MR.min(a.rows - i0);
-                    // SAFETY: the tile lies within a, b, c and partial.
-                    unsafe {
-                        let t = DotTile {
-                            a: a.skip_rows(i0),
-                            b: b.skip_rows(j0),
-                            chunks: q0..q1,
-                            last: q1 == chunks,
-                            partial: partial.add(sums + i0 * NR),
-                            stride: NR,
-                            c: c.add(i0 * ldc + j0),
-                            ldc,
-                        };
-                        tile_by_shape!(dot_tile, T, t, mr, nr);
+        // With the B tiles outer, A is read whole for every tile of B: in row blocks
+        // that fit in L2 it is read from there, not from L3 (an f64 evaluation chunk's
+        // W is 2.9 MB at 120 rows); the data tiles are then read once per row block.
+        let rows_per_pass = if blocks_outer {
+            a.rows
+        } else {
+            (DOT_A_BYTES / (a.cols * std::mem::size_of::<T>()).max(1) / MR * MR).max(MR)
+        };
+        let mut r0 = 0;
+        while r0 < a.rows {
+            let r1 = (r0 + rows_per_pass).min(a.rows);
+            for o in 0..outer {
+                for i in 0..inner {
+                    let (block, t) = if blocks_outer { (o, i) } else { (i, o) };
+                    let q0 = block * per_block;
+                    let q1 = (q0 + per_block).min(chunks);
+                    let j0 = t * NR;
+                    let nr = NR.min(b.rows - j0);
+                    let sums = if blocks_outer { t * per_tile } else { 0 };
+                    let mut i0 = r0;
+                    while i0 < r1 {
+                        let mr = MR.min(r1 - i0);
+                        // SAFETY: the tile lies within a, b, c and partial.
+                        unsafe {
+                            let t = DotTile {
+                                a: a.skip_rows(i0),
+                                b: b.skip_rows(j0),
+                                chunks: q0..q1,
+                                last: q1 == chunks,
+                                partial: partial.add(sums + i0 * NR),
+                                stride: NR,
+                                c: c.add(i0 * ldc + j0),
+                                ldc,
+                            };
+                            tile_by_shape!(dot_tile, T, t, mr, nr);
+                        }
+                        i0 += mr;
                     }
-                    i0 += mr;
                 }
             }
+            r0 = r1;
         }
     }
 
@@ -1134,11 +1150,13 @@ mod tests {
     }
 
     /// Shapes around every tile edge, including depths that are not a multiple of the lanes.
-    const SHAPES: [(usize, usize, usize); 10] = [
+    const SHAPES: [(usize, usize, usize); 11] = [
         (10, 100, 3072),
         // Partial sums of every tile of B would exceed L2: dot_nt's tile-outer order,
         // over two depth blocks.
         (40, 200, 600),
+        // The same, with A too long to stay in L2: A in passes of a few rows.
+        (40, 160, 1700),
         (40, 13, 600),
         (17, 6, 256),
         (1, 1, 1),
