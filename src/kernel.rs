@@ -625,8 +625,15 @@ mod avx {
     /// current tile stays in L1 while every tile of A's rows passes over it. A's rows
     /// cover as many elements (twice the bytes in f64): sized by A's bytes instead, f64
     /// took twice the blocks, each costing a round trip of the partial sums, and its
-    /// 12-run study was 13% slower (32-33 s -> 28 s, alternating binaries).
+    /// 12-run study was 13% slower (32-33 s -> 28 s, alternating binaries). Tuned on a
+    /// Zen 3 (512 KiB of L2 per core).
     const DOT_BLOCK_BYTES: usize = 2048;
+    /// The same for the 32-register path: no depth blocks at all (a whole 3072-float
+    /// row), so no partial sums go back and forth. Measured on a Zen 4 (1 MiB of L2,
+    /// where 40 rows of W stay), kernels example, two alternations: forward at 40 rows
+    /// 70 -> 83-88 GF/s, at 10 rows 41 -> 48-55; f64 forward at 40 rows 45 -> 50, f64
+    /// evaluation at 120 rows 36-48 -> 52-53. CPUs with AVX-512 have 1-2 MiB of L2.
+    const DOT_BLOCK_BYTES_512: usize = 1 << 30;
 
     /// Bytes of partial sums above which `dot_nt` keeps only one B tile's.
     const DOT_PARTIAL_BYTES: usize = 192 << 10;
@@ -636,12 +643,12 @@ mod avx {
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dot_nt<T: Scalar>(a: Mat<T>, b: Mat<f32>, c: *mut T, ldc: usize) {
-        unsafe { dot_nt_tiled::<T, DOT_MR, DOT_NR>(a, b, c, ldc) }
+        unsafe { dot_nt_tiled::<T, DOT_MR, DOT_NR>(a, b, c, ldc, DOT_BLOCK_BYTES) }
     }
 
     #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
     pub(super) unsafe fn dot_nt_512<T: Scalar>(a: Mat<T>, b: Mat<f32>, c: *mut T, ldc: usize) {
-        unsafe { dot_nt_tiled::<T, DOT_MR_512, DOT_NR_512>(a, b, c, ldc) }
+        unsafe { dot_nt_tiled::<T, DOT_MR_512, DOT_NR_512>(a, b, c, ldc, DOT_BLOCK_BYTES_512) }
     }
 
     /// Loops: depth blocks; tiles of `NR` rows of B; tiles of `MR` rows of A, so A's
@@ -659,9 +666,10 @@ mod avx {
         b: Mat<f32>,
         c: *mut T,
         ldc: usize,
+        block_bytes: usize,
     ) {
         let chunks = a.cols / T::LANES;
-        let per_block = (DOT_BLOCK_BYTES / std::mem::size_of::<f32>() / T::LANES).max(1);
+        let per_block = (block_bytes / std::mem::size_of::<f32>() / T::LANES).max(1);
         let tiles = b.rows.div_ceil(NR);
         let per_tile = a.rows * NR;
         let blocks_outer = tiles * per_tile * std::mem::size_of::<T::V>() <= DOT_PARTIAL_BYTES;
