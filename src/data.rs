@@ -185,8 +185,7 @@ pub fn parse_cifar10_bin(bytes: &[u8], path: &Path) -> Result<RawSplit, DataErro
         });
     }
     let n = bytes.len() / CIFAR10_RECORD;
-    let records = bytes.chunks_exact(CIFAR10_RECORD);
-    let y: Vec<u8> = records.clone().map(|r| r[0]).collect();
+    let y: Vec<u8> = bytes.chunks_exact(CIFAR10_RECORD).map(|r| r[0]).collect();
     if let Some(record) = y.iter().position(|&l| usize::from(l) >= NUM_CLASSES) {
         return Err(DataError::BadLabel {
             path: path.to_path_buf(),
@@ -198,9 +197,10 @@ pub fn parse_cifar10_bin(bytes: &[u8], path: &Path) -> Result<RawSplit, DataErro
     // Rows converted on every core: the first write to each fresh page of `x` is where
     // the kernel zeroes it, a large part of loading.
     let mut x = padded_zeros::<f32>(n, CIFAR10_DIM);
-    Zip::from(x.rows_mut())
-        .and(ndarray::ArrayView1::from(&records.collect::<Vec<_>>()))
-        .par_for_each(|mut row, record| {
+    x.axis_iter_mut(ndarray::Axis(0))
+        .into_par_iter()
+        .zip(bytes.par_chunks_exact(CIFAR10_RECORD))
+        .for_each(|(mut row, record)| {
             for (dst, &src) in row.iter_mut().zip(&record[1..]) {
                 *dst = f32::from(src);
             }

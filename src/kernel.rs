@@ -320,6 +320,10 @@ const GRAIN: usize = 1 << 20;
 /// so pieces of a few rows read A many times over for little work.
 const SPLIT_ROWS: usize = 20;
 
+/// Rows of B per `dot_nt` register tile, the same on every SIMD path (checked at compile
+/// time in `avx`); [`par_dot_nt_rows`] splits at multiples of it.
+const DOT_TILE_ROWS: usize = 5;
+
 /// [`dot_nt_rows`], split over the rows of `b` (the columns of `c`) across the current
 /// rayon pool. Every element is computed as in the sequential call, so the bits are the
 /// same for any number of threads.
@@ -332,8 +336,8 @@ pub fn par_dot_nt_rows<T: Scalar>(
     if rows.len() < 2 * SPLIT_ROWS || a.nrows() * rows.len() * a.ncols() < GRAIN {
         return dot_nt_rows(a, x, rows, c);
     }
-    // Split at whole register tiles of B's rows (5 on every path).
-    let h = rows.len() / 2 / 5 * 5;
+    // Split at whole register tiles of B's rows.
+    let h = rows.len() / 2 / DOT_TILE_ROWS * DOT_TILE_ROWS;
     let (c1, c2) = c.split_at(Axis(1), h);
     rayon::join(
         || par_dot_nt_rows(a, x, &rows[..h], c1),
@@ -620,6 +624,7 @@ mod avx {
     const DOT_NR: usize = 5;
     const DOT_MR_512: usize = 4;
     const DOT_NR_512: usize = 5;
+    const _: () = assert!(DOT_NR == super::DOT_TILE_ROWS && DOT_NR_512 == super::DOT_TILE_ROWS);
 
     /// Bytes of each row of B (the f32 data) one depth block covers: the block of B's
     /// current tile stays in L1 while every tile of A's rows passes over it. A's rows
