@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, s};
-use sweep::kernel::{Packed, Scalar, acc_nn, dot_nt, dot_nt_packed};
+use sweep::kernel::{Chain, Packed, Scalar, acc_nn, dot_nt, dot_nt_packed};
 
 fn best<F: FnMut()>(reps: usize, mut f: F) -> f64 {
     (0..reps)
@@ -96,7 +96,7 @@ fn run<T: Scalar + ndarray::LinalgScalar>(name: &str, cast: impl Fn(f64) -> T + 
         }
         let bwd_shuf = best(3, || {
             for bt in order.chunks(100) {
-                sweep::kernel::acc_nn_rows(g.view(), x, bt, dw.view_mut());
+                sweep::kernel::acc_nn_rows(g.view(), x, bt, dw.view_mut(), Chain::Start);
             }
         });
         let fwd_shuf = best(3, || {

@@ -25,7 +25,8 @@
 //!   one fused multiply-add; the lanes are then added by a fixed pairwise tree
 //!   ([`reduce_lanes`]).
 //! * `acc_nn`: element `(i, k)` is the fused multiply-add chain over `j = 0, 1, ..., n-1`,
-//!   starting from zero.
+//!   starting from zero, or, with [`Chain::Continue`], from the value in `c`: a chain over
+//!   the rows of several calls in turn is the chain over all of them in one call.
 //! * `dot_nt_packed`: element `(i, j)` is the fused multiply-add chain over
 //!   `k = 0, 1, ..., d-1`, starting from zero.
 //!
@@ -286,17 +287,35 @@ fn dot_nt_raw<T: Scalar>(a: ArrayView2<T>, bm: Mat<f32>, mut c: ArrayViewMut2<T>
     }
 }
 
-/// [`acc_nn`] with `b` = rows `rows` of `x`, read in place (no gathered copy).
+/// Where the multiply-add chains of an `acc_nn` product start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chain {
+    /// From zero: `c = G B`.
+    Start,
+    /// From the values in `c`, as if B's rows followed those of the call that left them:
+    /// `c += G B`, with the same bits as one call over all the rows.
+    Continue,
+}
+
+/// [`acc_nn`] with `b` = rows `rows` of `x`, read in place (no gathered copy), and the
+/// chains starting as `chain` says.
 pub fn acc_nn_rows<T: Scalar>(
     g: ArrayView2<T>,
     x: ArrayView2<f32>,
     rows: &[u32],
     c: ArrayViewMut2<T>,
+    chain: Chain,
 ) {
-    acc_nn_raw(g, raw_rows(&x, rows), c, Path::best());
+    acc_nn_raw(g, raw_rows(&x, rows), c, chain, Path::best());
 }
 
-fn acc_nn_raw<T: Scalar>(g: ArrayView2<T>, bm: Mat<f32>, mut c: ArrayViewMut2<T>, path: Path) {
+fn acc_nn_raw<T: Scalar>(
+    g: ArrayView2<T>,
+    bm: Mat<f32>,
+    mut c: ArrayViewMut2<T>,
+    chain: Chain,
+    path: Path,
+) {
     let gm = raw(&g, "left operand");
     assert_eq!(gm.cols, bm.rows, "acc_nn: inner dimensions differ");
     assert_eq!(c.dim(), (gm.rows, bm.cols), "acc_nn: output shape");
@@ -305,10 +324,10 @@ fn acc_nn_raw<T: Scalar>(g: ArrayView2<T>, bm: Mat<f32>, mut c: ArrayViewMut2<T>
     unsafe {
         match path {
             #[cfg(target_arch = "x86_64")]
-            Path::Avx512 => avx::acc_nn_512::<T>(gm, bm, cp, ldc),
+            Path::Avx512 => avx::acc_nn_512::<T>(gm, bm, cp, ldc, chain),
             #[cfg(target_arch = "x86_64")]
-            Path::Avx2 => avx::acc_nn::<T>(gm, bm, cp, ldc),
-            _ => portable::acc_nn(gm, bm, cp, ldc),
+            Path::Avx2 => avx::acc_nn::<T>(gm, bm, cp, ldc, chain),
+            _ => portable::acc_nn(gm, bm, cp, ldc, chain),
         }
     }
 }
@@ -352,18 +371,19 @@ pub fn par_acc_nn_rows<T: Scalar>(
     x: ArrayView2<f32>,
     rows: &[u32],
     c: ArrayViewMut2<T>,
+    chain: Chain,
 ) {
     let cols = x.ncols();
     if cols < 2 * T::LANES || g.nrows() * rows.len() * cols < GRAIN {
-        return acc_nn_rows(g, x, rows, c);
+        return acc_nn_rows(g, x, rows, c, chain);
     }
     // Split at a whole vector, so both halves run the vector code.
     let h = cols / 2 / T::LANES * T::LANES;
     let (x1, x2) = x.split_at(Axis(1), h);
     let (c1, c2) = c.split_at(Axis(1), h);
     rayon::join(
-        || par_acc_nn_rows(g, x1, rows, c1),
-        || par_acc_nn_rows(g, x2, rows, c2),
+        || par_acc_nn_rows(g, x1, rows, c1, chain),
+        || par_acc_nn_rows(g, x2, rows, c2, chain),
     );
 }
 
@@ -371,7 +391,7 @@ pub fn par_acc_nn_rows<T: Scalar>(
 ///
 /// Panics if the shapes disagree or a row is not contiguous.
 pub fn acc_nn<T: Scalar>(g: ArrayView2<T>, b: ArrayView2<f32>, c: ArrayViewMut2<T>) {
-    acc_nn_raw(g, raw(&b, "right operand"), c, Path::best());
+    acc_nn_raw(g, raw(&b, "right operand"), c, Chain::Start, Path::best());
 }
 
 /// `A` (m x d) laid out for [`dot_nt_packed`]: its transpose, in panels of
@@ -449,7 +469,7 @@ fn dot_packed_raw<T: Scalar>(
 
 /// The reference implementation of the contract: scalar code, one element at a time.
 mod portable {
-    use super::{Mat, Packed, Scalar, reduce_lanes};
+    use super::{Chain, Mat, Packed, Scalar, reduce_lanes};
 
     pub(super) unsafe fn dot_nt<T: Scalar>(a: Mat<T>, b: Mat<f32>, c: *mut T, ldc: usize) {
         let lanes = T::LANES;
@@ -483,10 +503,20 @@ mod portable {
         }
     }
 
-    pub(super) unsafe fn acc_nn<T: Scalar>(g: Mat<T>, b: Mat<f32>, c: *mut T, ldc: usize) {
+    pub(super) unsafe fn acc_nn<T: Scalar>(
+        g: Mat<T>,
+        b: Mat<f32>,
+        c: *mut T,
+        ldc: usize,
+        chain: Chain,
+    ) {
         for i in 0..g.rows {
             for k in 0..b.cols {
-                let mut acc = T::zero();
+                let mut acc = match chain {
+                    Chain::Start => T::zero(),
+                    // SAFETY: c is g.rows x b.cols.
+                    Chain::Continue => unsafe { *c.add(i * ldc + k) },
+                };
                 for j in 0..g.cols {
                     // SAFETY: i < g.rows, j < g.cols = b.rows, k < b.cols.
                     let (x, y) = unsafe { (*g.row(i).add(j), T::from_f32(*b.row(j).add(k))) };
@@ -524,7 +554,7 @@ macro_rules! tile_by_shape {
 mod avx {
     use std::arch::x86_64::*;
 
-    use super::{Mat, Packed, Scalar, reduce_lanes};
+    use super::{Chain, Mat, Packed, Scalar, reduce_lanes};
 
     pub(super) fn has_avx2() -> bool {
         is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
@@ -981,13 +1011,25 @@ mod avx {
     const ACC_NV_512: usize = 4;
 
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn acc_nn<T: Scalar>(g: Mat<T>, b: Mat<f32>, c: *mut T, ldc: usize) {
-        unsafe { acc_nn_tiled::<T, ACC_MR, ACC_NV>(g, b, c, ldc) }
+    pub(super) unsafe fn acc_nn<T: Scalar>(
+        g: Mat<T>,
+        b: Mat<f32>,
+        c: *mut T,
+        ldc: usize,
+        chain: Chain,
+    ) {
+        unsafe { acc_nn_tiled::<T, ACC_MR, ACC_NV>(g, b, c, ldc, chain) }
     }
 
     #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
-    pub(super) unsafe fn acc_nn_512<T: Scalar>(g: Mat<T>, b: Mat<f32>, c: *mut T, ldc: usize) {
-        unsafe { acc_nn_tiled::<T, ACC_MR_512, ACC_NV_512>(g, b, c, ldc) }
+    pub(super) unsafe fn acc_nn_512<T: Scalar>(
+        g: Mat<T>,
+        b: Mat<f32>,
+        c: *mut T,
+        ldc: usize,
+        chain: Chain,
+    ) {
+        unsafe { acc_nn_tiled::<T, ACC_MR_512, ACC_NV_512>(g, b, c, ldc, chain) }
     }
 
     #[inline(always)]
@@ -996,6 +1038,7 @@ mod avx {
         b: Mat<f32>,
         c: *mut T,
         ldc: usize,
+        chain: Chain,
     ) {
         let lanes = T::LANES;
         let width = b.cols;
@@ -1020,6 +1063,7 @@ mod avx {
                                 g: g.skip_rows(i0),
                                 b,
                                 rows: j0..j1,
+                                from_c: j0 > 0 || chain == Chain::Continue,
                                 col: v0 * lanes,
                                 c: c.add(i0 * ldc + v0 * lanes),
                                 ldc,
@@ -1040,7 +1084,11 @@ mod avx {
         // Columns past the last whole vector: the same chain, one element at a time.
         for i in 0..g.rows {
             for k in vectors * lanes..width {
-                let mut acc = T::zero();
+                let mut acc = match chain {
+                    Chain::Start => T::zero(),
+                    // SAFETY: c is g.rows x width.
+                    Chain::Continue => unsafe { *c.add(i * ldc + k) },
+                };
                 for j in 0..g.cols {
                     // SAFETY: i < g.rows, j < g.cols = b.rows, k < width.
                     unsafe {
@@ -1063,8 +1111,9 @@ mod avx {
     struct AccTile<T: Scalar> {
         g: Mat<T>,
         b: Mat<f32>,
-        /// The chain continues from the values in `c` unless this starts at row 0.
         rows: std::ops::Range<usize>,
+        /// Whether the chain continues from the values in `c` (else from zero).
+        from_c: bool,
         col: usize,
         c: *mut T,
         ldc: usize,
@@ -1076,6 +1125,7 @@ mod avx {
             g: gm,
             b: bm,
             rows,
+            from_c,
             col,
             c,
             ldc,
@@ -1088,7 +1138,7 @@ mod avx {
                 *p = gm.row(i);
             }
             let mut acc = [[T::V::zero(); NV]; MR];
-            if rows.start > 0 {
+            if from_c {
                 for (i, row) in acc.iter_mut().enumerate() {
                     for (v, x) in row.iter_mut().enumerate() {
                         *x = T::V::load(c.add(i * ldc + v * lanes));
@@ -1155,7 +1205,7 @@ mod tests {
         let (gm, bm) = (raw(&g.view(), "g"), raw(&b.view(), "b"));
         let mut cv = c.view_mut();
         let (cp, ldc) = raw_mut(&mut cv);
-        unsafe { portable::acc_nn(gm, bm, cp, ldc) };
+        unsafe { portable::acc_nn(gm, bm, cp, ldc, Chain::Start) };
         c
     }
 
@@ -1216,13 +1266,33 @@ mod tests {
             let g = random(m, n, 200 + s as u64).mapv(&cast);
             let x = random(n, d, 300 + s as u64).mapv(|v| v as f32);
             let mut c = Array2::from_elem((m, d), T::nan());
-            acc_nn_raw(g.view(), raw(&x.view(), "x"), c.view_mut(), path);
+            acc_nn_raw(
+                g.view(),
+                raw(&x.view(), "x"),
+                c.view_mut(),
+                Chain::Start,
+                path,
+            );
             assert_eq!(
                 bits(&c),
                 bits(&portable_acc(&g, &x)),
                 "{path:?} acc_nn {m}x{n}x{d}"
             );
             close(&c, &g.mapv(Into::into).dot(&x.mapv(f64::from)));
+
+            // The same chains over B's rows in two calls, the second continuing the first.
+            let cut = n / 3;
+            let mut parts = Array2::from_elem((m, d), T::nan());
+            for (range, chain) in [(0..cut, Chain::Start), (cut..n, Chain::Continue)] {
+                let gp = g.slice(s![.., range.clone()]).to_owned();
+                let xp = x.slice(s![range, ..]);
+                acc_nn_raw(gp.view(), raw(&xp, "x"), parts.view_mut(), chain, path);
+            }
+            assert_eq!(
+                bits(&parts),
+                bits(&c),
+                "{path:?} acc_nn in two calls {m}x{n}x{d}"
+            );
         }
     }
 
@@ -1303,8 +1373,29 @@ mod tests {
         let mut d_ref = Array2::zeros((40, 3072));
         acc_nn(s_ref.view(), gathered.view(), d_ref.view_mut());
         let mut d_par = Array2::zeros((40, 3072));
-        pool.install(|| par_acc_nn_rows(s_ref.view(), x.view(), &rows, d_par.view_mut()));
+        pool.install(|| {
+            par_acc_nn_rows(
+                s_ref.view(),
+                x.view(),
+                &rows,
+                d_par.view_mut(),
+                Chain::Start,
+            )
+        });
         assert_eq!(bits(&d_par), bits(&d_ref));
+
+        // Continued over the batch in pieces, on the pool: still the one chain.
+        let mut d_pieces = Array2::zeros((40, 3072));
+        for (p, piece) in rows.chunks(30).enumerate() {
+            let g = s_ref.slice(s![.., p * 30..p * 30 + piece.len()]);
+            let chain = if p == 0 {
+                Chain::Start
+            } else {
+                Chain::Continue
+            };
+            pool.install(|| par_acc_nn_rows(g, x.view(), piece, d_pieces.view_mut(), chain));
+        }
+        assert_eq!(bits(&d_pieces), bits(&d_ref));
     }
 
     #[test]
