@@ -23,7 +23,7 @@ use ndarray_npy::WriteNpyExt;
 use serde::{Deserialize, Serialize};
 
 use crate::gradcheck::CheckRow;
-use crate::model::{Fitted, Outcome, Real, SplitMetrics};
+use crate::model::{self, Fitted, Outcome, Real, SplitMetrics};
 use crate::plan::{PARAM_COLUMNS, Plan, RunId, RunParams, RunSpec};
 
 /// An I/O problem with the output folder.
@@ -45,6 +45,17 @@ pub enum ArtifactError {
         dir: PathBuf,
         found: String,
         expected: String,
+    },
+    #[error(
+        "output folder {dir} holds runs of the same sweep trained by a version of sweep whose \
+         arithmetic differs (revision {found}, now {expected}), so their numbers would differ \
+         in the last bits from runs trained now; choose another --out, or pass --force to \
+         retrain them"
+    )]
+    OtherArithmetic {
+        dir: PathBuf,
+        found: u32,
+        expected: u32,
     },
 }
 
@@ -164,6 +175,14 @@ pub struct RunResult {
     pub error: Option<String>,
     /// Identifies the data the run was trained on.
     pub data: String,
+    /// The revision of training's arithmetic that computed the run
+    /// ([`model::ARITHMETIC`]); results written before it was recorded read as 1.
+    #[serde(default = "first_arithmetic")]
+    pub arithmetic: u32,
+}
+
+fn first_arithmetic() -> u32 {
+    1
 }
 
 /// One sweep's output folder.
@@ -241,6 +260,13 @@ impl SweepDir {
                 self.run_dir(&run.id).display()
             ),
         })?;
+        if result.arithmetic != model::ARITHMETIC {
+            return Err(ArtifactError::OtherArithmetic {
+                dir: self.root.clone(),
+                found: result.arithmetic,
+                expected: model::ARITHMETIC,
+            });
+        }
         if result.data != data {
             return Err(ArtifactError::OtherData {
                 dir: self.root.clone(),
@@ -276,6 +302,7 @@ impl SweepDir {
             seconds,
             error: None,
             data: data.to_string(),
+            arithmetic: model::ARITHMETIC,
         };
         self.commit_run(run, &result, |dir| {
             let mut w = csv::Writer::from_writer(Vec::new());
@@ -324,6 +351,7 @@ impl SweepDir {
             seconds: 0.0,
             error: Some(error.to_string()),
             data: data.to_string(),
+            arithmetic: model::ARITHMETIC,
         };
         self.commit_run(run, &result, |_| Ok(()))?;
         Ok(result)

@@ -370,7 +370,11 @@ pub fn partition(
                 reused: true,
             }),
             Ok(_) => pending.push(run.clone()),
-            Err(ArtifactError::OtherData { .. }) if force => pending.push(run.clone()),
+            Err(ArtifactError::OtherData { .. } | ArtifactError::OtherArithmetic { .. })
+                if force =>
+            {
+                pending.push(run.clone())
+            }
             // One run's unreadable folder (a file in its place, a corrupt result.json) is
             // that run's failure, not the sweep's: the others still train. Its folder is
             // left as found, since it may hold something the user wants.

@@ -28,6 +28,16 @@ use crate::kernel::{
 };
 use crate::rng::{self, Stream};
 
+/// The revision of training's arithmetic, recorded with every run: raised whenever a
+/// change to sweep changes the bits of any result (the order of an operation, where a
+/// sum is split). A folder's runs of another revision are not reused next to runs trained
+/// now (`sweep run` stops and says so; `--force` retrains them), so one sweep's results
+/// always come from one arithmetic.
+///
+/// 1: until November 2026. 2: each mini-batch's weight gradient is the sum of its two
+/// halves' ([`batch_split`]).
+pub const ARITHMETIC: u32 = 2;
+
 /// A float type training can run in.
 pub trait Real:
     LinalgScalar + Float + Scalar + Send + Sync + Debug + Display + WritableElement + 'static

@@ -417,6 +417,48 @@ fn rerun_skips_finished_runs_and_force_retrains_them() {
     }
 }
 
+#[test]
+fn runs_of_another_arithmetic_are_not_reused_and_force_retrains_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write_sample_spec(tmp.path(), "two.toml", "two", TWO);
+    let out = tmp.path().join("out");
+    run_ok(&spec, &out, &[]);
+    // One run as an earlier sweep wrote it: no `arithmetic` field (revision 1).
+    let runs = out.join("two").join("runs");
+    let result = runs.join(&visible_names(&runs)[0]).join("result.json");
+    let mut json: serde_json::Value = serde_json::from_slice(&fs::read(&result).unwrap()).unwrap();
+    assert_eq!(json["arithmetic"], sweep::model::ARITHMETIC);
+    json.as_object_mut().unwrap().remove("arithmetic");
+    fs::write(&result, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    let visible = || {
+        snapshot(&runs)
+            .into_iter()
+            .filter(|(p, _)| !is_hidden(p))
+            .collect::<Vec<_>>()
+    };
+    let before = visible();
+
+    let refused = sweep()
+        .arg("run")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let expected = format!("revision 1, now {}", sweep::model::ARITHMETIC);
+    assert!(
+        stderr.contains(&expected) && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert!(visible() == before, "a refused run changed a run folder");
+
+    run_ok(&spec, &out, &["--force"]);
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(&result).unwrap()).unwrap();
+    assert_eq!(json["arithmetic"], sweep::model::ARITHMETIC);
+}
+
 /// Four runs over two batch sizes, so fused groups and single runs both occur, and a tiny
 /// gradient check.
 const DETERMINISM: &str = "\
