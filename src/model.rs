@@ -587,6 +587,15 @@ impl<'d, T: Real> GroupTrainer<'d, T> {
                 .for_each(|(i, v)| *v = i as u32);
             rng::shuffle(shuffler, order);
         }
+        // Per row of W: whether its run still trains, its eta and 2 lambda.
+        let rates = Array1::from_shape_fn(w.nrows(), |i| {
+            let r = i / k;
+            (
+                outcome[r] == Outcome::Completed,
+                self.eta[r],
+                self.two_lambda[r],
+            )
+        });
         for batch in order.chunks(bs) {
             let nb = batch.len();
             let h = batch_split(nb);
@@ -620,27 +629,41 @@ impl<'d, T: Real> GroupTrainer<'d, T> {
             }
             let g = scores.slice(s![.., ..nb]);
             let inv_n = T::one() / T::from_f64(nb as f64);
+            // W's rows are updated on every thread (each element on its own, so the bits
+            // do not depend on how they are shared out).
+            let step = |mut wrow: ArrayViewMut1<T>,
+                        g0: ArrayView1<T>,
+                        g1: Option<ArrayView1<T>>,
+                        &(active, lr, two_l): &(bool, T, T)| {
+                if !active {
+                    return;
+                }
+                match g1 {
+                    None => Zip::from(&mut wrow).and(&g0).for_each(|wv, &gv| {
+                        *wv = *wv - lr * (gv * inv_n + two_l * *wv);
+                    }),
+                    Some(g1) => Zip::from(&mut wrow)
+                        .and(&g0)
+                        .and(g1)
+                        .for_each(|wv, &a, &b| {
+                            *wv = *wv - lr * ((a + b) * inv_n + two_l * *wv);
+                        }),
+                }
+            };
+            let update = Zip::from(w.rows_mut()).and(grad_w[0].rows()).and(&rates);
+            if h == nb {
+                update.par_for_each(|wrow, g0, rate| step(wrow, g0, None, rate));
+            } else {
+                update
+                    .and(grad_w[1].rows())
+                    .par_for_each(|wrow, g0, rate, g1| step(wrow, g0, Some(g1), rate));
+            }
             for (r, status) in outcome.iter().enumerate() {
                 if *status != Outcome::Completed {
                     continue;
                 }
                 let rows = r * k..(r + 1) * k;
-                let (two_l, lr) = (self.two_lambda[r], self.eta[r]);
-                let wr = w.slice_mut(s![rows.clone(), ..]);
-                let grad0 = grad_w[0].slice(s![rows.clone(), ..]);
-                if h == nb {
-                    Zip::from(wr).and(grad0).for_each(|wv, &gv| {
-                        *wv = *wv - lr * (gv * inv_n + two_l * *wv);
-                    });
-                } else {
-                    let grad1 = grad_w[1].slice(s![rows.clone(), ..]);
-                    Zip::from(wr)
-                        .and(grad0)
-                        .and(grad1)
-                        .for_each(|wv, &g0, &g1| {
-                            *wv = *wv - lr * ((g0 + g1) * inv_n + two_l * *wv);
-                        });
-                }
+                let lr = self.eta[r];
                 for (bias, grow) in b
                     .slice_mut(s![rows.clone()])
                     .iter_mut()
