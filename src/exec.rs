@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use crate::artifacts::{ArtifactError, RunResult, RunStatus, SweepDir};
 use crate::data::Dataset;
 use crate::data::NUM_CLASSES;
-use crate::model::{self, Fitted, GroupTrainer, Real};
+use crate::model::{Fitted, GroupTrainer, Real, Snapshot};
 use crate::plan::{Plan, RunSpec};
 use crate::spec::Precision;
 
@@ -271,9 +271,11 @@ impl Context<'_> {
         }
     }
 
-    /// Trains a cohort's units in lockstep: every epoch, each unit trains its epoch (in
-    /// parallel across units), then all are evaluated together. A unit is written as soon
-    /// as it is done; a panic fails the units it hit and the others go on.
+    /// Trains a cohort's units in lockstep: every epoch, all units' current weights are
+    /// scored together while each unit trains its next epoch (in parallel across units;
+    /// scoring one epoch needs only a copy of the weights, see [`Snapshot`]). A unit
+    /// is written as soon as it is done; a panic fails the units it hit and the others go
+    /// on.
     fn train_cohort<T: Real>(&self, units: Vec<Claimed>, out: &mut Vec<RunOutcome>) {
         let start = Instant::now();
         let total: usize = units.iter().map(|u| u.runs.len()).sum();
@@ -289,9 +291,25 @@ impl Context<'_> {
             }
         }
         while !active.is_empty() {
-            let recorded = catch_panic(|| {
-                let mut groups: Vec<_> = active.iter_mut().map(|(_, g)| g).collect();
-                model::record_together(&mut groups);
+            let snapshot = Snapshot::take(&active.iter().map(|(_, g)| g).collect::<Vec<_>>());
+            let (scored, trained): (_, Vec<Option<String>>) = rayon::join(
+                || catch_panic(|| snapshot.score(self.data)),
+                || {
+                    active
+                        .par_iter_mut()
+                        .with_max_len(1)
+                        .map(|(_, group)| {
+                            let wants = group.wants_epoch();
+                            catch_panic(|| wants.then(|| group.train_epoch())).err()
+                        })
+                        .collect()
+                },
+            );
+            let recorded = scored.and_then(|scores| {
+                catch_panic(|| {
+                    let mut groups: Vec<_> = active.iter_mut().map(|(_, g)| g).collect();
+                    snapshot.record(&scores, &mut groups);
+                })
             });
             if let Err(msg) = recorded {
                 for (unit, _) in active.drain(..) {
@@ -299,13 +317,15 @@ impl Context<'_> {
                 }
                 break;
             }
-            // Settle the units that are done, keeping the others in order.
+            // Settle the units that are done or failed, keeping the others in order.
             let mut still = Vec::with_capacity(active.len());
-            for (unit, group) in active.drain(..) {
-                if group.epoch() > 0 {
+            for ((unit, group), failed) in active.drain(..).zip(trained) {
+                if group.recorded() > Some(0) {
                     self.progress.epoch(unit.runs.len());
                 }
-                if group.done() {
+                if let Some(msg) = failed {
+                    self.settle::<T>(unit, Err(msg), seconds(), out);
+                } else if group.done() {
                     let fitted = catch_panic(move || group.finish());
                     self.settle(unit, fitted, seconds(), out);
                 } else {
@@ -318,24 +338,14 @@ impl Context<'_> {
                     out.extend(unit.runs.into_iter().map(|run| RunOutcome {
                         run,
                         result: Err(RunError::Stopped {
-                            epochs: group.epoch(),
+                            epochs: group.recorded().unwrap_or(0),
                         }),
                         reused: false,
                     }));
                 }
                 break;
             }
-            let failed: Vec<Option<String>> = still
-                .par_iter_mut()
-                .with_max_len(1)
-                .map(|(_, group)| catch_panic(|| group.train_epoch()).err())
-                .collect();
-            for ((unit, group), fail) in still.into_iter().zip(failed) {
-                match fail {
-                    Some(msg) => self.settle::<T>(unit, Err(msg), seconds(), out),
-                    None => active.push((unit, group)),
-                }
-            }
+            active = still;
         }
     }
 }

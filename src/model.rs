@@ -510,6 +510,8 @@ pub struct GroupTrainer<'d, T> {
     b: Array1<T>,
     /// Epochs trained so far.
     epoch: usize,
+    /// The last epoch recorded.
+    recorded: Option<usize>,
     history: Vec<Vec<EpochMetrics>>,
     outcome: Vec<Outcome>,
     order: Vec<u32>,
@@ -547,6 +549,7 @@ impl<'d, T: Real> GroupTrainer<'d, T> {
             w,
             b,
             epoch: 0,
+            recorded: None,
             history: vec![Vec::with_capacity(cfg.epochs + 1); runs],
             outcome: vec![Outcome::Completed; runs],
             order: (0..n as u32).collect(),
@@ -568,9 +571,24 @@ impl<'d, T: Real> GroupTrainer<'d, T> {
         self.epoch
     }
 
-    /// All epochs trained, or every member diverged.
+    /// Every epoch trained and recorded, or every member diverged.
     pub fn done(&self) -> bool {
-        self.epoch >= self.cfg.epochs || self.outcome.iter().all(|o| *o != Outcome::Completed)
+        self.recorded == Some(self.cfg.epochs) || !self.any_training()
+    }
+
+    /// Whether [`GroupTrainer::train_epoch`] has an epoch left to train: this may be
+    /// before the last epoch is recorded (see [`Snapshot`]).
+    pub fn wants_epoch(&self) -> bool {
+        self.epoch < self.cfg.epochs && self.any_training()
+    }
+
+    fn any_training(&self) -> bool {
+        self.outcome.contains(&Outcome::Completed)
+    }
+
+    /// The last epoch whose metrics are recorded (0: the initial weights), if any.
+    pub fn recorded(&self) -> Option<usize> {
+        self.recorded
     }
 
     /// Trains one more epoch.
@@ -687,10 +705,11 @@ impl<'d, T: Real> GroupTrainer<'d, T> {
         self.epoch += 1;
     }
 
-    /// Appends this epoch's metrics of the members still training and marks those whose
-    /// cost is not finite as diverged.
-    fn record(&mut self, train: &[SplitMetrics], val: &[SplitMetrics]) {
-        let epoch = self.epoch;
+    /// Appends the metrics of `epoch` of the members still training and marks those whose
+    /// cost is not finite as diverged; returns which members it marked.
+    fn record(&mut self, epoch: usize, train: &[SplitMetrics], val: &[SplitMetrics]) -> Vec<usize> {
+        self.recorded = Some(epoch);
+        let mut diverged = Vec::new();
         for r in 0..self.runs() {
             if self.outcome[r] != Outcome::Completed {
                 continue;
@@ -702,8 +721,10 @@ impl<'d, T: Real> GroupTrainer<'d, T> {
             });
             if !(train[r].cost.is_finite() && val[r].cost.is_finite()) {
                 self.outcome[r] = Outcome::Diverged { epoch };
+                diverged.push(r);
             }
         }
+        diverged
     }
 
     /// The trained members, with their test metrics (if the data has a test split).
@@ -739,45 +760,98 @@ impl<'d, T: Real> GroupTrainer<'d, T> {
     }
 }
 
+/// Every group's weights and biases at its current epoch, stacked into one matrix, so
+/// that each split is scored once for all of them, by a product with more rows (faster
+/// per row). A run's metrics are the same as when its group is scored alone, since the
+/// products compute every element independently of the other rows.
+///
+/// The snapshot is a copy: the groups may train their next epoch while it is scored
+/// (`exec` overlaps the two, since scoring one run mostly waits on memory and training
+/// mostly on arithmetic), and [`Snapshot::record`] puts a member that turns out to have
+/// diverged back to the weights it diverged with.
+pub struct Snapshot<T> {
+    w: Array2<T>,
+    b: Array1<T>,
+    lambdas: Vec<f64>,
+    /// Per group: its epoch when taken, and its number of runs.
+    groups: Vec<(usize, usize)>,
+}
+
+/// A [`Snapshot`]'s training and validation metrics, one per run.
+pub struct Scores {
+    train: Vec<SplitMetrics>,
+    val: Vec<SplitMetrics>,
+}
+
+impl<T: Real> Snapshot<T> {
+    /// Copies the current weights of `groups`, which must all train on the same data.
+    pub fn take(groups: &[&GroupTrainer<'_, T>]) -> Self {
+        let m: usize = groups.iter().map(|g| g.w.nrows()).sum();
+        let d = groups.first().map_or(0, |g| g.w.ncols());
+        let mut w = padded_zeros::<T>(m, d);
+        let mut b = Array1::<T>::zeros(m);
+        let mut lambdas = Vec::new();
+        let mut at = 0;
+        for g in groups {
+            debug_assert!(std::ptr::eq(g.data, groups[0].data));
+            let rows = at..at + g.w.nrows();
+            w.slice_mut(s![rows.clone(), ..]).assign(&g.w);
+            b.slice_mut(s![rows]).assign(&g.b);
+            lambdas.extend_from_slice(&g.lambdas);
+            at += g.w.nrows();
+        }
+        Snapshot {
+            w,
+            b,
+            lambdas,
+            groups: groups.iter().map(|g| (g.epoch, g.runs())).collect(),
+        }
+    }
+
+    /// Scores every run on the training and validation splits of `data`.
+    pub fn score(&self, data: &Dataset) -> Scores {
+        Scores {
+            train: evaluate(&self.w, &self.b, &self.lambdas, &data.train),
+            val: evaluate(&self.w, &self.b, &self.lambdas, &data.val),
+        }
+    }
+
+    /// Records `scores` as the snapshot's epoch of each group (`groups` in the order
+    /// taken). A member whose cost is not finite stops as diverged at that epoch, with
+    /// the weights it had then, even if its group has trained on since.
+    pub fn record(&self, scores: &Scores, groups: &mut [&mut GroupTrainer<'_, T>]) {
+        assert_eq!(
+            groups.len(),
+            self.groups.len(),
+            "the groups of the snapshot"
+        );
+        let (k, mut run0) = (NUM_CLASSES, 0);
+        for (g, &(epoch, runs)) in groups.iter_mut().zip(&self.groups) {
+            assert_eq!(g.runs(), runs, "the groups of the snapshot");
+            let these = run0..run0 + runs;
+            let diverged = g.record(epoch, &scores.train[these.clone()], &scores.val[these]);
+            if g.epoch != epoch {
+                for r in diverged {
+                    let (mine, snap) = (r * k..(r + 1) * k, (run0 + r) * k..(run0 + r + 1) * k);
+                    g.w.slice_mut(s![mine.clone(), ..])
+                        .assign(&self.w.slice(s![snap.clone(), ..]));
+                    g.b.slice_mut(s![mine]).assign(&self.b.slice(s![snap]));
+                }
+            }
+            run0 += runs;
+        }
+    }
+}
+
 /// Records the current epoch's training and validation metrics of every group in
-/// `groups`, scoring them together: their weights are stacked, so each split is read
-/// once for all of them, by a product with more rows (faster per row). Every group must
-/// train on the same `Dataset`. A run's metrics are the same as when its group is scored
-/// alone, since the products compute every element independently of the other rows.
+/// `groups`, scoring them together (see [`Snapshot`]). Every group must train on the same
+/// `Dataset`.
 pub fn record_together<T: Real>(groups: &mut [&mut GroupTrainer<'_, T>]) {
     let Some(first) = groups.first() else { return };
     let data = first.data;
-    debug_assert!(groups.iter().all(|g| std::ptr::eq(g.data, data)));
-    let score = |w: &Array2<T>, b: &Array1<T>, lambdas: &[f64]| {
-        (
-            evaluate(w, b, lambdas, &data.train),
-            evaluate(w, b, lambdas, &data.val),
-        )
-    };
-    if let [g] = groups {
-        let (train, val) = score(&g.w, &g.b, &g.lambdas);
-        g.record(&train, &val);
-        return;
-    }
-    let m: usize = groups.iter().map(|g| g.w.nrows()).sum();
-    let mut w = padded_zeros::<T>(m, data.train.dim());
-    let mut b = Array1::<T>::zeros(m);
-    let mut lambdas = Vec::new();
-    let mut at = 0;
-    for g in groups.iter() {
-        let rows = at..at + g.w.nrows();
-        w.slice_mut(s![rows.clone(), ..]).assign(&g.w);
-        b.slice_mut(s![rows]).assign(&g.b);
-        lambdas.extend_from_slice(&g.lambdas);
-        at += g.w.nrows();
-    }
-    let (train, val) = score(&w, &b, &lambdas);
-    let mut at = 0;
-    for g in groups.iter_mut() {
-        let runs = at..at + g.runs();
-        g.record(&train[runs.clone()], &val[runs]);
-        at += g.runs();
-    }
+    let snap = Snapshot::take(&groups.iter().map(|g| &**g).collect::<Vec<_>>());
+    let scores = snap.score(data);
+    snap.record(&scores, groups);
 }
 
 /// Trains every member of a group (runs sharing `cfg`) on `data` from start to end,
@@ -1065,6 +1139,60 @@ pub(crate) mod tests {
         let solo = fit::<f32>(&data, &cfg(1), members[1]);
         assert_eq!(out[1].params(), solo.params());
         assert_eq!(out[1].outcome(), Outcome::Completed);
+    }
+
+    #[test]
+    fn scoring_while_the_next_epoch_trains_changes_nothing_even_for_a_diverging_member() {
+        let data = toy_dataset(100, 20, 4);
+        let cfg = TrainConfig {
+            epochs: 12,
+            ..cfg(1)
+        };
+        let members = [
+            // Weight decay that overshoots by 2000x per step: the squared norm overflows
+            // f64 (a non-finite cost) while the weights are still finite and still change.
+            Hyper {
+                lambda: 1.0,
+                eta: 1000.0,
+            },
+            Hyper {
+                lambda: 0.0,
+                eta: 0.05,
+            },
+        ];
+        // As `exec` does: snapshot, train the next epoch, then score and record the
+        // snapshot.
+        let mut group = GroupTrainer::<f64>::new(&data, &cfg, &members);
+        let overlapped = loop {
+            let snap = Snapshot::take(&[&group]);
+            if group.wants_epoch() {
+                group.train_epoch();
+            }
+            let scores = snap.score(&data);
+            snap.record(&scores, &mut [&mut group]);
+            if group.done() {
+                break group.finish();
+            }
+        };
+        let sequential = train_group::<f64>(&data, &cfg, &members, &|_| {});
+        assert!(matches!(overlapped[0].outcome(), Outcome::Diverged { epoch } if epoch < 12));
+        assert!(overlapped[0].params().w.iter().all(|v| v.is_finite()));
+        for (a, b) in overlapped.iter().zip(&sequential) {
+            assert_eq!(a.outcome(), b.outcome());
+            // Bit patterns: a diverged member's weights may be NaN.
+            let bits = |p: &Params<f64>| {
+                let w = p.w.iter().map(|v| v.to_bits());
+                w.chain(p.b.iter().map(|v| v.to_bits())).collect::<Vec<_>>()
+            };
+            assert!(
+                bits(a.params()) == bits(b.params()),
+                "weights of {:?}",
+                a.outcome()
+            );
+            // Debug text, which shows NaN metrics as equal.
+            assert_eq!(format!("{:?}", a.history()), format!("{:?}", b.history()));
+            assert_eq!(a.test(), b.test());
+        }
     }
 
     #[test]
