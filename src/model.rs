@@ -462,7 +462,10 @@ impl<T: Real> Half<'_, T> {
         } = self;
         let (k, runs) = (NUM_CLASSES, w.nrows() / NUM_CLASSES);
         let x = train.x.view();
-        let size = piece_rows::<T>(w.nrows());
+        // As many pieces of at least piece_rows as fit, of equal size (a 50-row half
+        // with 40-row pieces is one piece, not 40 + 10).
+        let pieces = (rows.len() / piece_rows::<T>(w.nrows())).max(1);
+        let size = rows.len().div_ceil(pieces).max(1);
         for (p, piece) in rows.chunks(size).enumerate() {
             let cols = p * size..p * size + piece.len();
             let mut g = scores.slice_mut(s![.., cols]);
