@@ -353,10 +353,26 @@ pub struct Dataset {
 impl Dataset {
     /// Reads every file of `spec` and preprocesses the splits.
     pub fn load(spec: &DataSpec) -> Result<Dataset, DataError> {
-        let train = spec.train.read("training split")?;
-        let (train, val) = match &spec.val {
-            ValSource::Files(src) => (train, src.read("validation split")?),
-            ValSource::Holdout(n) => {
+        // The files are read at the same time (each converted on every core as well);
+        // errors are reported in split order.
+        let (train, (val, test)) = rayon::join(
+            || spec.train.read("training split"),
+            || {
+                rayon::join(
+                    || match &spec.val {
+                        ValSource::Files(src) => Some(src.read("validation split")),
+                        ValSource::Holdout(_) => None,
+                    },
+                    || spec.test.as_ref().map(|t| t.read("test split")),
+                )
+            },
+        );
+        let train = train?;
+        let val = val.transpose()?;
+        let test = test.transpose()?;
+        let (train, val) = match (&spec.val, val) {
+            (ValSource::Files(_), val) => (train, val.expect("validation files are read above")),
+            (ValSource::Holdout(n), _) => {
                 if *n == 0 || *n >= train.y.len() {
                     return Err(DataError::Shape {
                         what: "val_holdout".into(),
@@ -370,11 +386,6 @@ impl Dataset {
                 train.split_tail(*n)
             }
         };
-        let test = spec
-            .test
-            .as_ref()
-            .map(|t| t.read("test split"))
-            .transpose()?;
         for (what, split) in [("validation", &val)]
             .into_iter()
             .chain(test.iter().map(|t| ("test", t)))
