@@ -11,6 +11,7 @@ pub mod cifar_python;
 pub mod data;
 pub mod error;
 pub mod exec;
+pub mod exp;
 pub mod fetch;
 pub mod figures;
 pub mod gradcheck;

@@ -35,8 +35,9 @@ use crate::rng::{self, Stream};
 /// always come from one arithmetic.
 ///
 /// 1: until November 2026. 2: each mini-batch's weight gradient is the sum of its two
-/// halves' ([`batch_split`]).
-pub const ARITHMETIC: u32 = 2;
+/// halves' ([`batch_split`]). 3: the softmax and the log-sum-exp use sweep's own
+/// exponential ([`crate::exp`]) instead of the C library's.
+pub const ARITHMETIC: u32 = 3;
 
 /// A float type training can run in.
 pub trait Real:
@@ -52,6 +53,8 @@ pub trait Real:
     const PACKED_EVAL: bool;
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
+    /// `e^self` by [`crate::exp`]: vectorisable, and the same bits on every machine.
+    fn fixed_exp(self) -> Self;
 }
 
 impl Real for f32 {
@@ -63,6 +66,10 @@ impl Real for f32 {
     fn to_f64(self) -> f64 {
         f64::from(self)
     }
+    #[inline(always)]
+    fn fixed_exp(self) -> Self {
+        crate::exp::exp_f32(self)
+    }
 }
 
 impl Real for f64 {
@@ -73,6 +80,10 @@ impl Real for f64 {
     }
     fn to_f64(self) -> f64 {
         self
+    }
+    #[inline(always)]
+    fn fixed_exp(self) -> Self {
+        crate::exp::exp_f64(self)
     }
 }
 
@@ -188,7 +199,7 @@ pub fn log_sum_exp<T: Real>(s: impl Iterator<Item = T> + Clone) -> (T, usize) {
             arg = k;
         }
     }
-    let sum = s.fold(T::zero(), |acc, v| acc + (v - best).exp());
+    let sum = s.fold(T::zero(), |acc, v| acc + (v - best).fixed_exp());
     (best + sum.ln(), arg)
 }
 
@@ -199,7 +210,7 @@ pub fn softmax_in_place<T: Real>(mut s: ArrayViewMut1<T>) {
         .fold(T::neg_infinity(), |m, &v| if v > m { v } else { m });
     let mut sum = T::zero();
     s.mapv_inplace(|v| {
-        let e = (v - max).exp();
+        let e = (v - max).fixed_exp();
         sum = sum + e;
         e
     });
@@ -234,7 +245,7 @@ fn softmax_columns<T: Real>(
     for mut row in s.rows_mut() {
         let row = row.as_slice_mut().expect("score rows are contiguous");
         for ((v, &m), acc) in row.iter_mut().zip(max.iter()).zip(sum.iter_mut()) {
-            *v = (*v - m).exp();
+            *v = (*v - m).fixed_exp();
             *acc = *acc + *v;
         }
     }
@@ -262,7 +273,7 @@ struct ChunkSums {
 struct EvalScratch<T> {
     scores: Array2<T>,
     best: Vec<T>,
-    arg: Vec<u8>,
+    arg: Vec<u32>,
     sum: Vec<T>,
 }
 
@@ -321,20 +332,21 @@ fn eval_chunk<T: Real>(
             .for_each(|(m, &v)| *m = v + bias[0]);
         arg.fill(0);
         for c in 1..k {
-            let bc = bias[c];
+            let (bc, class) = (bias[c], c as u32);
+            // Selects, not branches: the comparisons are unpredictable, and this way the
+            // loop is vectorised.
             for ((m, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(rows[c]) {
                 let v = v + bc;
-                if v > *m {
-                    *m = v;
-                    *a = c as u8;
-                }
+                let above = v > *m;
+                *m = if above { v } else { *m };
+                *a = if above { class } else { *a };
             }
         }
         sum.fill(T::zero());
         for c in 0..k {
             let bc = bias[c];
             for ((acc, &m), &v) in sum.iter_mut().zip(best.iter()).zip(rows[c]) {
-                *acc = *acc + (v + bc - m).exp();
+                *acc = *acc + (v + bc - m).fixed_exp();
             }
         }
         let (loss, correct) = (&mut out.loss[r], &mut out.correct[r]);
@@ -342,7 +354,7 @@ fn eval_chunk<T: Real>(
             let y = usize::from(label);
             let lse = best[j] + sum[j].ln();
             *loss += (lse - (rows[y][j] + bias[y])).to_f64();
-            *correct += usize::from(usize::from(arg[j]) == y);
+            *correct += usize::from(arg[j] as usize == y);
         }
     }
     out
