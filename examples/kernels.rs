@@ -42,7 +42,11 @@ fn run<T: Scalar + ndarray::LinalgScalar>(name: &str, cast: impl Fn(f64) -> T + 
     });
     let x = xp.slice(s![.., ..d]);
     let xt = x.mapv(|v| cast(f64::from(v)));
-    for m in [10usize, 40, 120] {
+    // `MS=32,40,48` times other row counts.
+    let ms: Vec<usize> = std::env::var("MS")
+        .map(|v| v.split(',').map(|m| m.trim().parse().unwrap()).collect())
+        .unwrap_or_else(|_| vec![10, 40, 120]);
+    for m in ms {
         let wp = Array2::from_shape_fn((m, d + pad), |(i, k)| {
             cast(((i * 13 + k * 3) % 89) as f64 / 890.0)
         });
