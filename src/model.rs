@@ -288,11 +288,8 @@ impl<T: Real> EvalScratch<T> {
     }
 }
 
-/// Scores examples `range` of `split` with every stacked model and sums their losses.
-///
-/// The log-sum-exp of each example is computed class row by class row over all columns
-/// at once (contiguous, no bounds checks in the inner loops) but with exactly the
-/// operations of [`log_sum_exp`], in the same order, so the result does not change.
+/// Scores examples `range` of `split` with every stacked model and sums their losses
+/// ([`run_sums`]).
 fn eval_chunk<T: Real>(
     w: ArrayView2<T>,
     packed: Option<&Packed<T>>,
@@ -327,37 +324,85 @@ fn eval_chunk<T: Real>(
             .map(|c| &all[(r * k + c) * EVAL_CHUNK..][..nc])
             .collect();
         let bias = b.slice(s![r * k..(r + 1) * k]);
-        best.iter_mut()
-            .zip(rows[0])
-            .for_each(|(m, &v)| *m = v + bias[0]);
-        arg.fill(0);
-        for c in 1..k {
-            let (bc, class) = (bias[c], c as u32);
-            // Selects, not branches: the comparisons are unpredictable, and this way the
-            // loop is vectorised.
-            for ((m, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(rows[c]) {
-                let v = v + bc;
-                let above = v > *m;
-                *m = if above { v } else { *m };
-                *a = if above { class } else { *a };
-            }
-        }
-        sum.fill(T::zero());
-        for c in 0..k {
-            let bc = bias[c];
-            for ((acc, &m), &v) in sum.iter_mut().zip(best.iter()).zip(rows[c]) {
-                *acc = *acc + (v + bc - m).fixed_exp();
-            }
-        }
-        let (loss, correct) = (&mut out.loss[r], &mut out.correct[r]);
-        for (j, &label) in labels.iter().enumerate() {
-            let y = usize::from(label);
-            let lse = best[j] + sum[j].ln();
-            *loss += (lse - (rows[y][j] + bias[y])).to_f64();
-            *correct += usize::from(arg[j] as usize == y);
-        }
+        (out.loss[r], out.correct[r]) = run_sums(&rows, bias, labels, best, arg, sum);
     }
     out
+}
+
+/// The loss sum and the correct count of one run on one chunk, from its K score `rows`.
+///
+/// Compiled twice, plainly and with AVX2, chosen at run time: its loops are vectorised,
+/// and as no multiply and add are fused, both give the same bits (tested).
+fn run_sums<T: Real>(
+    rows: &[&[T]],
+    bias: ArrayView1<T>,
+    labels: &[u8],
+    best: &mut [T],
+    arg: &mut [u32],
+    sum: &mut [T],
+) -> (f64, usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { run_sums_avx2(rows, bias, labels, best, arg, sum) };
+    }
+    run_sums_body(rows, bias, labels, best, arg, sum)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn run_sums_avx2<T: Real>(
+    rows: &[&[T]],
+    bias: ArrayView1<T>,
+    labels: &[u8],
+    best: &mut [T],
+    arg: &mut [u32],
+    sum: &mut [T],
+) -> (f64, usize) {
+    run_sums_body(rows, bias, labels, best, arg, sum)
+}
+
+/// See [`run_sums`]. The log-sum-exp of each example is computed class row by class
+/// row over all columns at once, but with exactly the operations of [`log_sum_exp`], in
+/// the same order, so the result does not change.
+#[inline(always)]
+fn run_sums_body<T: Real>(
+    rows: &[&[T]],
+    bias: ArrayView1<T>,
+    labels: &[u8],
+    best: &mut [T],
+    arg: &mut [u32],
+    sum: &mut [T],
+) -> (f64, usize) {
+    best.iter_mut()
+        .zip(rows[0])
+        .for_each(|(m, &v)| *m = v + bias[0]);
+    arg.fill(0);
+    for (c, row) in rows.iter().enumerate().skip(1) {
+        let (bc, class) = (bias[c], c as u32);
+        // Selects, not branches: the comparisons are unpredictable, and this way the
+        // loop is vectorised.
+        for ((m, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(row.iter()) {
+            let v = v + bc;
+            let above = v > *m;
+            *m = if above { v } else { *m };
+            *a = if above { class } else { *a };
+        }
+    }
+    sum.fill(T::zero());
+    for (row, &bc) in rows.iter().zip(bias) {
+        for ((acc, &m), &v) in sum.iter_mut().zip(best.iter()).zip(row.iter()) {
+            *acc = *acc + (v + bc - m).fixed_exp();
+        }
+    }
+    let (mut loss, mut correct) = (0.0, 0);
+    for (j, &label) in labels.iter().enumerate() {
+        let y = usize::from(label);
+        let lse = best[j] + sum[j].ln();
+        loss += (lse - (rows[y][j] + bias[y])).to_f64();
+        correct += usize::from(arg[j] as usize == y);
+    }
+    (loss, correct)
 }
 
 /// Metrics of every stacked model (rows `r*K..(r+1)*K` of `w`) on `split`.
@@ -934,6 +979,51 @@ pub(crate) mod tests {
             seed,
             shuffle: true,
             init_std: 0.01,
+        }
+    }
+
+    #[test]
+    fn evaluation_sums_are_the_same_with_and_without_avx2() {
+        // Scores spread over a wide range (so some exponentials underflow) and ties.
+        let (k, n) = (NUM_CLASSES, 203);
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let scores: Vec<Vec<f32>> = (0..k)
+            .map(|_| {
+                (0..n)
+                    .map(|_| ((next() - 0.5) * 60.0).round() as f32 / 3.0)
+                    .collect()
+            })
+            .collect();
+        let labels: Vec<u8> = (0..n).map(|_| (next() * k as f64) as u8).collect();
+        let bias = Array1::from_iter((0..k).map(|c| c as f32 * 0.25 - 1.0));
+        let rows: Vec<&[f32]> = scores.iter().map(|r| r.as_slice()).collect();
+        let scratch = || (vec![0.0f32; n], vec![0u32; n], vec![0.0f32; n]);
+        let (mut best, mut arg, mut sum) = scratch();
+        let plain = run_sums_body(&rows, bias.view(), &labels, &mut best, &mut arg, &mut sum);
+        // The plain result is the textbook one.
+        let mut want = (0.0f64, 0usize);
+        for (j, &y) in labels.iter().enumerate() {
+            let s: Vec<f32> = (0..k).map(|c| scores[c][j] + bias[c]).collect();
+            let (lse, top) = log_sum_exp(s.iter().copied());
+            want.0 += f64::from(lse - s[usize::from(y)]);
+            want.1 += usize::from(top == usize::from(y));
+        }
+        assert_eq!((plain.0.to_bits(), plain.1), (want.0.to_bits(), want.1));
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            let (mut best, mut arg, mut sum) = scratch();
+            let wide = unsafe {
+                run_sums_avx2(&rows, bias.view(), &labels, &mut best, &mut arg, &mut sum)
+            };
+            assert_eq!((wide.0.to_bits(), wide.1), (plain.0.to_bits(), plain.1));
+        } else {
+            println!("no AVX2 on this CPU: only the plain evaluation sums were tested");
         }
     }
 
