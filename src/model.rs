@@ -223,7 +223,35 @@ pub fn softmax_in_place<T: Real>(mut s: ArrayViewMut1<T>) {
 /// Works class row by class row over all columns, so the inner loops run over contiguous
 /// memory, but performs exactly the operations of [`softmax_in_place`] on each column, in
 /// the same order, and so gives the same bits. `max` and `sum` are scratch of length >= n.
+///
+/// Compiled twice, plainly and with AVX2, as [`run_sums`] (tested to give the same bits).
 fn softmax_columns<T: Real>(
+    s: ArrayViewMut2<T>,
+    bias: ArrayView1<T>,
+    max: &mut [T],
+    sum: &mut [T],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { softmax_columns_avx2(s, bias, max, sum) };
+    }
+    softmax_columns_body(s, bias, max, sum)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn softmax_columns_avx2<T: Real>(
+    s: ArrayViewMut2<T>,
+    bias: ArrayView1<T>,
+    max: &mut [T],
+    sum: &mut [T],
+) {
+    softmax_columns_body(s, bias, max, sum)
+}
+
+#[inline(always)]
+fn softmax_columns_body<T: Real>(
     mut s: ArrayViewMut2<T>,
     bias: ArrayView1<T>,
     max: &mut [T],
@@ -1048,12 +1076,17 @@ pub(crate) mod tests {
         let mut fast = s0.clone();
         let (mut max, mut sum) = (vec![0.0; 40], vec![0.0; 40]);
         softmax_columns(fast.view_mut(), bias.view(), &mut max, &mut sum);
+        // The plain build of it, whichever the CPU chose above.
+        let mut plain = s0.clone();
+        softmax_columns_body(plain.view_mut(), bias.view(), &mut max, &mut sum);
         let mut slow = s0.clone();
         for mut col in slow.columns_mut() {
             col += &bias;
             softmax_in_place(col);
         }
-        assert_eq!(fast, slow);
+        let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&fast), bits(&slow));
+        assert_eq!(bits(&plain), bits(&slow));
     }
 
     #[test]
