@@ -414,7 +414,8 @@ pub struct Packed<T> {
 ///
 /// Panels used to be two vectors each, with the last padded: 40 rows (5 vectors of f32)
 /// took as long as 48. Kernels example, one thread, packed evaluation: 40 rows 87.7
-/// GF/s, 32 rows 101.6, 48 rows 102.9.
+/// GF/s, 32 rows 101.6, 48 rows 102.9 before; 40 rows 99 after (but 32 rows, two panels
+/// of two, 90: see BENCHMARKS.md, session 7).
 pub fn panel_vectors(vectors: usize) -> Vec<usize> {
     if vectors <= 1 {
         return vec![vectors; vectors];
@@ -911,11 +912,13 @@ mod avx {
 
     /// Rows of B per `dot_packed` register tile, for panels of three, two and one
     /// vectors: 4 x 3, 6 x 2 and 6 x 1 accumulators (with the panel vectors and a
-    /// broadcast) fit 16 vector registers; 8 x 3, 12 x 2 and 12 x 1 fit 32.
+    /// broadcast) fit 16 vector registers; 8 x 3 and 11 x 2 or 11 x 1 fit 32 (11, not
+    /// 12, so that two tiles fill a block of [`PACKED_SUPER`] rows; 12 measured the same).
     const PACKED_MR: [usize; 3] = [4, 6, 6];
     const PACKED_MR_512: [usize; 3] = [8, 11, 11];
-    /// Rows of B the tiles of every panel take in turn (a multiple of every tile's rows):
-    /// their block stays in L1/L2 while every panel passes over it.
+    /// Rows of B the tiles of every panel take in turn (8 + 8 + 6 for three-vector
+    /// panels, 11 + 11 for two on the 32-register path): their block stays in L2 while
+    /// every panel passes over it.
     const PACKED_SUPER: usize = 22;
     const _: () = {
         let mut i = 0;

@@ -35,7 +35,7 @@ use crate::rng::{self, Stream};
 /// always come from one arithmetic.
 ///
 /// 1: until November 2026. 2: each mini-batch's weight gradient is the sum of its two
-/// halves' ([`batch_split`]). 3: the softmax and the log-sum-exp use sweep's own
+/// halves' (`batch_split`). 3: the softmax and the log-sum-exp use sweep's own
 /// exponential ([`crate::exp`]) instead of the C library's.
 pub const ARITHMETIC: u32 = 3;
 
