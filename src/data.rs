@@ -14,7 +14,7 @@ use ndarray::{Array1, Array2, Axis, Zip, s};
 use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::kernel::padded_zeros;
+use crate::kernel::{Pages, padded_zeros};
 
 /// Bytes per CIFAR-10 binary record: one label byte and 32 x 32 x 3 pixels.
 pub const CIFAR10_RECORD: usize = 1 + CIFAR10_DIM;
@@ -95,8 +95,8 @@ impl DataError {
 /// the same feature of every example falls in the same L1 cache set, and the gradient
 /// product, which reads one feature range of all the rows of a batch at once, misses L1
 /// on nearly every load.
-fn padded(x: ndarray::ArrayView2<f32>) -> Array2<f32> {
-    let mut out = padded_zeros(x.nrows(), x.ncols());
+fn padded(x: ndarray::ArrayView2<f32>, pages: Pages) -> Array2<f32> {
+    let mut out = padded_zeros(x.nrows(), x.ncols(), pages);
     out.assign(&x);
     out
 }
@@ -113,7 +113,7 @@ pub struct RawSplit {
 }
 
 impl RawSplit {
-    fn concat(parts: Vec<RawSplit>, what: &str) -> Result<RawSplit, DataError> {
+    fn concat(parts: Vec<RawSplit>, what: &str, pages: Pages) -> Result<RawSplit, DataError> {
         let Some(first) = parts.first() else {
             return Err(DataError::Shape {
                 what: what.to_string(),
@@ -134,7 +134,7 @@ impl RawSplit {
             return Ok(parts.into_iter().next().expect("one part"));
         }
         let rows = parts.iter().map(|p| p.x.nrows()).sum();
-        let mut x = padded_zeros(rows, dim);
+        let mut x = padded_zeros(rows, dim, pages);
         let mut start = 0;
         for p in &parts {
             x.slice_mut(s![start..start + p.x.nrows(), ..]).assign(&p.x);
@@ -148,16 +148,17 @@ impl RawSplit {
         })
     }
 
-    /// The last `n` examples split off into a second set.
+    /// The last `n` examples split off into a second set (the first kept on huge pages, as
+    /// it is the training split).
     fn split_tail(self, n: usize) -> (RawSplit, RawSplit) {
         let keep = self.x.nrows() - n;
         let head = RawSplit {
-            x: padded(self.x.slice(s![..keep, ..])),
+            x: padded(self.x.slice(s![..keep, ..]), Pages::Huge),
             y: self.y[..keep].to_vec(),
             from_bytes: self.from_bytes,
         };
         let tail = RawSplit {
-            x: padded(self.x.slice(s![keep.., ..])),
+            x: padded(self.x.slice(s![keep.., ..]), Pages::Small),
             y: self.y[keep..].to_vec(),
             from_bytes: self.from_bytes,
         };
@@ -165,14 +166,15 @@ impl RawSplit {
     }
 }
 
-/// Reads one CIFAR-10 binary batch file, checking its length and every label.
-pub fn read_cifar10_bin(path: &Path) -> Result<RawSplit, DataError> {
+/// Reads one CIFAR-10 binary batch file, checking its length and every label; the
+/// examples go on `pages`.
+pub fn read_cifar10_bin(path: &Path, pages: Pages) -> Result<RawSplit, DataError> {
     let bytes = fs::read(path).map_err(|e| DataError::io(path, e))?;
-    parse_cifar10_bin(&bytes, path)
+    parse_cifar10_bin(&bytes, path, pages)
 }
 
 /// Parses the bytes of a CIFAR-10 binary batch file (`path` only names it in errors).
-pub fn parse_cifar10_bin(bytes: &[u8], path: &Path) -> Result<RawSplit, DataError> {
+pub fn parse_cifar10_bin(bytes: &[u8], path: &Path, pages: Pages) -> Result<RawSplit, DataError> {
     if bytes.is_empty() {
         return Err(DataError::Empty {
             path: path.to_path_buf(),
@@ -197,7 +199,7 @@ pub fn parse_cifar10_bin(bytes: &[u8], path: &Path) -> Result<RawSplit, DataErro
     }
     // Rows converted on every core: the first write to each fresh page of `x` is where
     // the kernel zeroes it, a large part of loading.
-    let mut x = padded_zeros::<f32>(n, CIFAR10_DIM);
+    let mut x = padded_zeros::<f32>(n, CIFAR10_DIM, pages);
     x.axis_iter_mut(ndarray::Axis(0))
         .into_par_iter()
         .zip(bytes.par_chunks_exact(CIFAR10_RECORD))
@@ -214,7 +216,7 @@ pub fn parse_cifar10_bin(bytes: &[u8], path: &Path) -> Result<RawSplit, DataErro
 }
 
 /// Reads one CIFAR-10 python-version batch (a pickle, parsed without executing code).
-pub fn read_cifar10_python(path: &Path) -> Result<RawSplit, DataError> {
+pub fn read_cifar10_python(path: &Path, pages: Pages) -> Result<RawSplit, DataError> {
     if !path.exists() {
         return Err(DataError::io(
             path,
@@ -225,7 +227,7 @@ pub fn read_cifar10_python(path: &Path) -> Result<RawSplit, DataError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    let mut xf = padded_zeros(x.nrows(), x.ncols());
+    let mut xf = padded_zeros(x.nrows(), x.ncols(), pages);
     Zip::from(&mut xf)
         .and(&x)
         .for_each(|d, &v| *d = f32::from(v));
@@ -237,7 +239,7 @@ pub fn read_cifar10_python(path: &Path) -> Result<RawSplit, DataError> {
 }
 
 /// Reads a users' `.npy` pair: X (N x d; uint8, float32 or float64) and y (N; integers).
-pub fn read_npy_pair(x_path: &Path, y_path: &Path) -> Result<RawSplit, DataError> {
+pub fn read_npy_pair(x_path: &Path, y_path: &Path, pages: Pages) -> Result<RawSplit, DataError> {
     let (x, from_bytes) = crate::npy::read_features(x_path)?;
     let y = crate::npy::read_labels(y_path, NUM_CLASSES)?;
     if x.nrows() != y.len() {
@@ -251,7 +253,7 @@ pub fn read_npy_pair(x_path: &Path, y_path: &Path) -> Result<RawSplit, DataError
         });
     }
     Ok(RawSplit {
-        x: padded(x.view()),
+        x: padded(x.view(), pages),
         y,
         from_bytes,
     })
@@ -269,22 +271,30 @@ pub enum Source {
 }
 
 impl Source {
-    fn read(&self, what: &str) -> Result<RawSplit, DataError> {
+    /// Reads every file of this source into one split on `pages` (the parts too, when
+    /// there is only one).
+    fn read(&self, what: &str, pages: Pages) -> Result<RawSplit, DataError> {
+        // Several parts are copied into one split: only that copy needs `pages`.
+        let single = match self {
+            Source::Cifar10Bin(files) | Source::Cifar10Python(files) => files.len() == 1,
+            Source::Npy(pairs) => pairs.len() == 1,
+        };
+        let part_pages = if single { pages } else { Pages::Small };
         let parts = match self {
             Source::Cifar10Bin(files) => files
                 .iter()
-                .map(|f| read_cifar10_bin(f))
+                .map(|f| read_cifar10_bin(f, part_pages))
                 .collect::<Result<Vec<_>, _>>()?,
             Source::Npy(pairs) => pairs
                 .iter()
-                .map(|(x, y)| read_npy_pair(x, y))
+                .map(|(x, y)| read_npy_pair(x, y, part_pages))
                 .collect::<Result<Vec<_>, _>>()?,
             Source::Cifar10Python(files) => files
                 .iter()
-                .map(|f| read_cifar10_python(f))
+                .map(|f| read_cifar10_python(f, part_pages))
                 .collect::<Result<Vec<_>, _>>()?,
         };
-        RawSplit::concat(parts, what)
+        RawSplit::concat(parts, what, pages)
     }
 
     /// The files this source reads.
@@ -356,14 +366,20 @@ impl Dataset {
         // The files are read at the same time (each converted on every core as well);
         // errors are reported in split order.
         let (train, (val, test)) = rayon::join(
-            || spec.train.read("training split"),
+            // Only the training split, read in random order, is worth huge pages (and
+            // a held-out validation set is copied off it onto small ones).
+            || spec.train.read("training split", Pages::Huge),
             || {
                 rayon::join(
                     || match &spec.val {
-                        ValSource::Files(src) => Some(src.read("validation split")),
+                        ValSource::Files(src) => Some(src.read("validation split", Pages::Small)),
                         ValSource::Holdout(_) => None,
                     },
-                    || spec.test.as_ref().map(|t| t.read("test split")),
+                    || {
+                        spec.test
+                            .as_ref()
+                            .map(|t| t.read("test split", Pages::Small))
+                    },
                 )
             },
         );
@@ -533,7 +549,7 @@ mod tests {
     #[test]
     fn parses_records_and_labels() {
         let bytes = [record(3, 7), record(9, 200)].concat();
-        let raw = parse_cifar10_bin(&bytes, Path::new("t.bin")).unwrap();
+        let raw = parse_cifar10_bin(&bytes, Path::new("t.bin"), Pages::Small).unwrap();
         assert_eq!(raw.y, vec![3, 9]);
         assert_eq!(raw.x.dim(), (2, CIFAR10_DIM));
         assert_eq!(raw.x[[1, 3071]], 200.0);
@@ -543,10 +559,10 @@ mod tests {
     fn splits_keep_rows_padded_by_a_cache_line() {
         // The kernels' speed depends on it (see `padded`); the values must not.
         let bytes = [record(3, 7), record(9, 200), record(1, 5)].concat();
-        let raw = parse_cifar10_bin(&bytes, Path::new("t.bin")).unwrap();
+        let raw = parse_cifar10_bin(&bytes, Path::new("t.bin"), Pages::Small).unwrap();
         let padded_stride = (CIFAR10_DIM + 16) as isize;
         assert_eq!(raw.x.strides(), &[padded_stride, 1]);
-        let both = RawSplit::concat(vec![raw.clone(), raw.clone()], "train").unwrap();
+        let both = RawSplit::concat(vec![raw.clone(), raw.clone()], "train", Pages::Small).unwrap();
         assert_eq!(both.x.strides(), &[padded_stride, 1]);
         let (head, tail) = both.split_tail(2);
         for x in [&head.x, &tail.x] {
@@ -564,15 +580,15 @@ mod tests {
         let mut cut = record(1, 0);
         cut.pop();
         assert!(matches!(
-            parse_cifar10_bin(&cut, p),
+            parse_cifar10_bin(&cut, p, Pages::Small),
             Err(DataError::Truncated { tail: 3072, .. })
         ));
         assert!(matches!(
-            parse_cifar10_bin(&[], p),
+            parse_cifar10_bin(&[], p, Pages::Small),
             Err(DataError::Empty { .. })
         ));
         let bad = [record(1, 0), record(10, 0)].concat();
-        let err = parse_cifar10_bin(&bad, p).unwrap_err();
+        let err = parse_cifar10_bin(&bad, p, Pages::Small).unwrap_err();
         assert!(matches!(
             err,
             DataError::BadLabel {
@@ -649,7 +665,7 @@ mod tests {
             y.iter().for_each(|&l| c[usize::from(l)] += 1);
             c
         };
-        let b1 = read_cifar10_bin(&dir.join("data_batch_1.bin")).unwrap();
+        let b1 = read_cifar10_bin(&dir.join("data_batch_1.bin"), Pages::Small).unwrap();
         assert_eq!(b1.y[0], 6);
         let red: Vec<f32> = b1.x.row(0).iter().take(12).copied().collect();
         assert_eq!(
@@ -662,12 +678,12 @@ mod tests {
             counts(&b1.y),
             [1005, 974, 1032, 1016, 999, 937, 1030, 1001, 1025, 981]
         );
-        let b2 = read_cifar10_bin(&dir.join("data_batch_2.bin")).unwrap();
+        let b2 = read_cifar10_bin(&dir.join("data_batch_2.bin"), Pages::Small).unwrap();
         assert_eq!(
             counts(&b2.y),
             [984, 1007, 1010, 995, 1010, 988, 1008, 1026, 987, 985]
         );
-        let t = read_cifar10_bin(&dir.join("test_batch.bin")).unwrap();
+        let t = read_cifar10_bin(&dir.join("test_batch.bin"), Pages::Small).unwrap();
         assert_eq!(t.y[0], 3);
         assert_eq!(
             t.x.row(0).iter().take(5).copied().collect::<Vec<_>>(),
@@ -679,11 +695,11 @@ mod tests {
     #[test]
     fn shipped_sample_is_the_head_of_the_real_files() {
         let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/cifar10-sample");
-        let s = read_cifar10_bin(&sample.join("data_batch_1.bin")).unwrap();
+        let s = read_cifar10_bin(&sample.join("data_batch_1.bin"), Pages::Small).unwrap();
         assert_eq!(s.y.len(), 1000);
         assert_eq!(s.y[0], 6);
         let Some(dir) = shared_data() else { return };
-        let full = read_cifar10_bin(&dir.join("data_batch_1.bin")).unwrap();
+        let full = read_cifar10_bin(&dir.join("data_batch_1.bin"), Pages::Small).unwrap();
         assert_eq!(full.x.slice(s![..1000, ..]), s.x);
     }
 }

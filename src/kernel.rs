@@ -72,21 +72,35 @@ impl Scalar for f64 {
 /// Bytes added after every row by [`padded_zeros`].
 const ROW_PAD_BYTES: usize = 64;
 
+/// How the memory of a large matrix is backed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pages {
+    /// The default 4 KiB pages.
+    Small,
+    /// Transparent huge pages where Linux allows them on request ([`advise_huge_pages`]).
+    ///
+    /// Worth it for the training split alone, whose mini-batches read rows at random: the
+    /// gradient product ran 9% more cycles on small pages (f32 study, perf samples). On the
+    /// KVM guests this project is measured on, a fresh huge page costs about 5 times as
+    /// much as 512 small ones to fault in (a C loop: 0.5 against 2.5 GB/s, as freed 2 MiB
+    /// blocks go back to the host), so the evaluation splits, read in order, stay small.
+    Huge,
+}
+
 /// An `rows x cols` matrix of zeros whose rows are one cache line longer than needed.
 ///
 /// Without the padding a 3072-float row is exactly 3 x 4096 bytes, so the same column of
 /// every row maps to the same L1 cache set, and the rows a tile reads at once evict each
 /// other (`examples/kernels.rs` with `PAD=16` against `PAD=0` ran the 40-row products
 /// about 30% faster; end to end the effect is within this VM's run-to-run noise).
-///
-/// A matrix of several megabytes (a data split) is also backed by transparent huge pages
-/// where Linux allows it on request ([`advise_huge_pages`]).
-pub fn padded_zeros<T: Scalar>(rows: usize, cols: usize) -> ndarray::Array2<T> {
+pub fn padded_zeros<T: Scalar>(rows: usize, cols: usize, pages: Pages) -> ndarray::Array2<T> {
     let pad = ROW_PAD_BYTES / std::mem::size_of::<T>();
     let full = ndarray::Array2::<T>::zeros((rows, cols + pad));
-    // The zeros come from a fresh mapping that no page of has been touched yet, so the
-    // advice applies when the data is first written.
-    advise_huge_pages(full.as_slice().expect("a new array is contiguous"));
+    if pages == Pages::Huge {
+        // The zeros come from a fresh mapping that no page of has been touched yet, so
+        // the advice applies when the data is first written.
+        advise_huge_pages(full.as_slice().expect("a new array is contiguous"));
+    }
     full.slice_move(ndarray::s![.., ..cols])
 }
 

@@ -24,7 +24,8 @@ use rayon::prelude::*;
 
 use crate::data::{Dataset, NUM_CLASSES, Split};
 use crate::kernel::{
-    Chain, Packed, Scalar, dot_nt, dot_nt_packed, padded_zeros, par_acc_nn_rows, par_dot_nt_rows,
+    Chain, Packed, Pages, Scalar, dot_nt, dot_nt_packed, padded_zeros, par_acc_nn_rows,
+    par_dot_nt_rows,
 };
 use crate::rng::{self, Stream};
 
@@ -618,7 +619,7 @@ impl<'d, T: Real> GroupTrainer<'d, T> {
         let runs = members.len();
         let m = runs * k;
         let init = Params::<T>::init(k, d, cfg.init_std, cfg.seed);
-        let mut w = padded_zeros::<T>(m, d);
+        let mut w = padded_zeros::<T>(m, d, Pages::Small);
         let mut b = Array1::<T>::zeros(m);
         for r in 0..runs {
             w.slice_mut(s![r * k..(r + 1) * k, ..]).assign(&init.w);
@@ -643,7 +644,10 @@ impl<'d, T: Real> GroupTrainer<'d, T> {
             order: (0..n as u32).collect(),
             shuffler: rng::generator(cfg.seed, Stream::Shuffle),
             scores: Array2::<T>::zeros((m, bs)),
-            grad_w: [padded_zeros::<T>(m, d), padded_zeros::<T>(m, d)],
+            grad_w: [
+                padded_zeros::<T>(m, d, Pages::Small),
+                padded_zeros::<T>(m, d, Pages::Small),
+            ],
             col_max: vec![T::zero(); bs],
             col_sum: vec![T::zero(); bs],
         }
@@ -876,7 +880,7 @@ impl<T: Real> Snapshot<T> {
     pub fn take(groups: &[&GroupTrainer<'_, T>]) -> Self {
         let m: usize = groups.iter().map(|g| g.w.nrows()).sum();
         let d = groups.first().map_or(0, |g| g.w.ncols());
-        let mut w = padded_zeros::<T>(m, d);
+        let mut w = padded_zeros::<T>(m, d, Pages::Small);
         let mut b = Array1::<T>::zeros(m);
         let mut lambdas = Vec::new();
         let mut at = 0;

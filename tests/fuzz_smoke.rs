@@ -217,7 +217,7 @@ proptest! {
         let valid = !bytes.is_empty()
             && bytes.len().is_multiple_of(3073)
             && bytes.chunks(3073).all(|r| r[0] < 10);
-        match sweep::data::parse_cifar10_bin(&bytes, Path::new("fuzz.bin")) {
+        match sweep::data::parse_cifar10_bin(&bytes, Path::new("fuzz.bin"), sweep::kernel::Pages::Small) {
             Ok(split) => {
                 prop_assert!(valid);
                 prop_assert_eq!(split.y.len(), bytes.len() / 3073);

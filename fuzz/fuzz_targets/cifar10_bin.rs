@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let valid =
         !data.is_empty() && data.len().is_multiple_of(3073) && data.chunks(3073).all(|r| r[0] < 10);
-    match sweep::data::parse_cifar10_bin(data, Path::new("fuzz.bin")) {
+    match sweep::data::parse_cifar10_bin(data, Path::new("fuzz.bin"), sweep::kernel::Pages::Small) {
         Ok(split) => assert!(valid && split.y.len() == data.len() / 3073),
         Err(_) => assert!(!valid),
     }
