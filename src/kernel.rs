@@ -33,7 +33,8 @@
 //! Neither depends on m, on n, on which tile an element lands in, or on how the work is
 //! split across threads. The SIMD paths (x86-64 with AVX2 and FMA; and, where AVX-512VL
 //! is present, the same 256-bit arithmetic with 32 vector registers and so larger register
-//! tiles; chosen at run time) and the portable path compute exactly these operations, so
+//! tiles, and 512-bit vectors in `acc_nn`, whose elements are each one chain whatever the
+//! width; chosen at run time) and the portable path compute exactly these operations, so
 //! they agree bit for bit (tested on every path the CPU has), and results do not depend
 //! on the machine's vector width or register count either.
 
@@ -49,6 +50,10 @@ pub trait Scalar: Float + Send + Sync + std::fmt::Debug + 'static {
     #[cfg(target_arch = "x86_64")]
     #[doc(hidden)]
     type V: avx::Vector<Elem = Self>;
+    /// One 512-bit vector, for the kernels whose bits do not depend on the vector width.
+    #[cfg(target_arch = "x86_64")]
+    #[doc(hidden)]
+    type Z: avx::Vector<Elem = Self>;
 }
 
 impl Scalar for f32 {
@@ -58,6 +63,8 @@ impl Scalar for f32 {
     }
     #[cfg(target_arch = "x86_64")]
     type V = std::arch::x86_64::__m256;
+    #[cfg(target_arch = "x86_64")]
+    type Z = std::arch::x86_64::__m512;
 }
 
 impl Scalar for f64 {
@@ -67,6 +74,8 @@ impl Scalar for f64 {
     }
     #[cfg(target_arch = "x86_64")]
     type V = std::arch::x86_64::__m256d;
+    #[cfg(target_arch = "x86_64")]
+    type Z = std::arch::x86_64::__m512d;
 }
 
 /// Bytes added after every row by [`padded_zeros`].
@@ -634,6 +643,27 @@ macro_rules! packed_by_shape {
     };
 }
 
+/// Calls `acc_tile::<T, V, n, nv>(tile)` for the run-time tile rows `n` (1..=8) and
+/// vectors `nv` (1..=4).
+#[cfg(target_arch = "x86_64")]
+macro_rules! acc_by_shape {
+    ($V:ty, $T:ty, $t:expr, $mr:expr, $nv:expr) => {
+        acc_by_shape!(@rows $V, $T, $t, $mr, $nv, [1 2 3 4 5 6 7 8], [1 2 3 4])
+    };
+    (@rows $V:ty, $T:ty, $t:expr, $mr:expr, $nv:expr, [$($m:literal)*], $ns:tt) => {
+        match $mr {
+            $($m => acc_by_shape!(@cols $V, $T, $t, $m, $nv, $ns),)*
+            _ => unreachable!("tile rows"),
+        }
+    };
+    (@cols $V:ty, $T:ty, $t:expr, $m:literal, $nv:expr, [$($n:literal)*]) => {
+        match $nv {
+            $($n => acc_tile::<$T, $V, $m, $n>($t),)*
+            _ => unreachable!("tile vectors"),
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx {
     use std::arch::x86_64::*;
@@ -652,6 +682,8 @@ mod avx {
     /// with AVX2 and FMA enabled, after [`available`] said the CPU has them.
     pub trait Vector: Copy {
         type Elem: Scalar;
+        /// Elements per vector.
+        const LANES: usize;
         unsafe fn zero() -> Self;
         unsafe fn load(p: *const Self::Elem) -> Self;
         /// `LANES` consecutive data values, converted to `Elem`.
@@ -666,6 +698,7 @@ mod avx {
 
     impl Vector for __m256 {
         type Elem = f32;
+        const LANES: usize = 8;
         #[inline(always)]
         unsafe fn zero() -> Self {
             unsafe { _mm256_setzero_ps() }
@@ -698,6 +731,7 @@ mod avx {
 
     impl Vector for __m256d {
         type Elem = f64;
+        const LANES: usize = 4;
         #[inline(always)]
         unsafe fn zero() -> Self {
             unsafe { _mm256_setzero_pd() }
@@ -725,6 +759,74 @@ mod avx {
         #[inline(always)]
         unsafe fn store(self, p: *mut f64) {
             unsafe { _mm256_storeu_pd(p, self) }
+        }
+    }
+
+    /// 512-bit vectors: only called from functions compiled with AVX-512F enabled, after
+    /// [`has_avx512vl`] said the CPU has it.
+    impl Vector for __m512 {
+        type Elem = f32;
+        const LANES: usize = 16;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { _mm512_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            unsafe { _mm512_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn load_data(p: *const f32) -> Self {
+            unsafe { _mm512_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn splat_data(p: *const f32) -> Self {
+            unsafe { _mm512_set1_ps(*p) }
+        }
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            unsafe { _mm512_set1_ps(v) }
+        }
+        #[inline(always)]
+        unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+            unsafe { _mm512_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm512_storeu_ps(p, self) }
+        }
+    }
+
+    impl Vector for __m512d {
+        type Elem = f64;
+        const LANES: usize = 8;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { _mm512_setzero_pd() }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f64) -> Self {
+            unsafe { _mm512_loadu_pd(p) }
+        }
+        #[inline(always)]
+        unsafe fn load_data(p: *const f32) -> Self {
+            unsafe { _mm512_cvtps_pd(_mm256_loadu_ps(p)) }
+        }
+        #[inline(always)]
+        unsafe fn splat_data(p: *const f32) -> Self {
+            unsafe { _mm512_set1_pd(f64::from(*p)) }
+        }
+        #[inline(always)]
+        unsafe fn splat(v: f64) -> Self {
+            unsafe { _mm512_set1_pd(v) }
+        }
+        #[inline(always)]
+        unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+            unsafe { _mm512_fmadd_pd(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f64) {
+            unsafe { _mm512_storeu_pd(p, self) }
         }
     }
 
@@ -1102,7 +1204,11 @@ mod avx {
 
     /// Rows of G per `acc_nn` tile, and vectors of B's row per tile: 5 x 2 accumulators
     /// with 16 vector registers, 5 x 4 with 32 (7 loads per 10 multiply-adds, against 9
-    /// per 20).
+    /// per 20). With AVX-512 the vectors are 512-bit (each element is still its own chain
+    /// over the rows of B, so the width changes no bits): on a Zen 4, which splits each
+    /// 512-bit multiply-add in two, the tile issues half the loads and instructions for the
+    /// same work (`examples/kernels.rs`, 40 rows: gradient on a batch in cache 95 -> 99
+    /// GF/s, on shuffled batches 48 -> 69; 4 x 4, 6 x 4 and 8 x 3 tiles were no better).
     const ACC_MR: usize = 5;
     const ACC_NV: usize = 2;
     const ACC_MR_512: usize = 5;
@@ -1116,7 +1222,7 @@ mod avx {
         ldc: usize,
         chain: Chain,
     ) {
-        unsafe { acc_nn_tiled::<T, ACC_MR, ACC_NV>(g, b, c, ldc, chain) }
+        unsafe { acc_nn_tiled::<T, T::V, ACC_MR, ACC_NV>(g, b, c, ldc, chain, ACC_JB) }
     }
 
     #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
@@ -1127,28 +1233,29 @@ mod avx {
         ldc: usize,
         chain: Chain,
     ) {
-        unsafe { acc_nn_tiled::<T, ACC_MR_512, ACC_NV_512>(g, b, c, ldc, chain) }
+        unsafe { acc_nn_tiled::<T, T::Z, ACC_MR_512, ACC_NV_512>(g, b, c, ldc, chain, ACC_JB_512) }
     }
 
     #[inline(always)]
-    unsafe fn acc_nn_tiled<T: Scalar, const MR: usize, const NV: usize>(
+    unsafe fn acc_nn_tiled<T: Scalar, V: Vector<Elem = T>, const MR: usize, const NV: usize>(
         g: Mat<T>,
         b: Mat<f32>,
         c: *mut T,
         ldc: usize,
         chain: Chain,
+        jb: usize,
     ) {
-        let lanes = T::LANES;
+        let lanes = V::LANES;
         let width = b.cols;
         let vectors = width / lanes;
-        // Column blocks of ACC_KB vectors; within each, blocks of ACC_JB rows of B, so
-        // only that many rows are read at once, each along its block's columns.
+        // Column blocks of ACC_KB 256-bit vectors' worth; within each, blocks of `jb` rows
+        // of B, so only that many rows are read at once, each along its block's columns.
         let mut k0 = 0;
         while k0 < vectors {
-            let k1 = (k0 + ACC_KB).min(vectors);
+            let k1 = (k0 + ACC_KB * T::LANES / lanes).min(vectors);
             let mut j0 = 0;
             loop {
-                let j1 = (j0 + ACC_JB).min(b.rows);
+                let j1 = (j0 + jb).min(b.rows);
                 let mut v0 = k0;
                 while v0 < k1 {
                     let nv = NV.min(k1 - v0);
@@ -1166,7 +1273,7 @@ mod avx {
                                 c: c.add(i0 * ldc + v0 * lanes),
                                 ldc,
                             };
-                            tile_by_shape!(acc_tile, T, t, mr, nv);
+                            acc_by_shape!(V, T, t, mr, nv);
                         }
                         i0 += mr;
                     }
@@ -1199,11 +1306,16 @@ mod avx {
         }
     }
 
-    /// Vectors per column block and rows of B per row block of `acc_nn`: a block of C
-    /// (40 rows x 1 KiB in a 4-run f32 group) stays in L2, and the B rows being read
-    /// are few enough for the hardware prefetchers to follow (25: a batch of 100 in four).
+    /// 256-bit vectors' worth of columns per column block (16 512-bit vectors) and rows of
+    /// B per row block of `acc_nn`: a block of C (40 rows x 1 KiB in a 4-run f32 group)
+    /// stays in L2, and the B rows being read are few enough for the hardware prefetchers
+    /// to follow (25: a batch of 100 in four; tuned on a Zen 3). With 512-bit tiles on a
+    /// Zen 4, one row block of up to a whole batch was faster: it reloads no accumulators
+    /// (`examples/kernels.rs`, 40 rows, gradient on a batch in cache 94-100 GF/s with 25
+    /// rows, 107 with 50, 111 with 100; on shuffled batches 68-69, 73-74, 75).
     const ACC_KB: usize = 32;
     const ACC_JB: usize = 25;
+    const ACC_JB_512: usize = 100;
 
     /// One `acc_nn` register tile over rows `rows` of B.
     struct AccTile<T: Scalar> {
@@ -1218,7 +1330,9 @@ mod avx {
     }
 
     #[inline(always)]
-    unsafe fn acc_tile<T: Scalar, const MR: usize, const NV: usize>(t: AccTile<T>) {
+    unsafe fn acc_tile<T: Scalar, V: Vector<Elem = T>, const MR: usize, const NV: usize>(
+        t: AccTile<T>,
+    ) {
         let AccTile {
             g: gm,
             b: bm,
@@ -1228,31 +1342,31 @@ mod avx {
             c,
             ldc,
         } = t;
-        let lanes = T::LANES;
+        let lanes = V::LANES;
         // SAFETY (whole body): rows < MR of g, j < n, NV vectors of each row of b and c.
         unsafe {
             let mut g = [std::ptr::null(); MR];
             for (i, p) in g.iter_mut().enumerate() {
                 *p = gm.row(i);
             }
-            let mut acc = [[T::V::zero(); NV]; MR];
+            let mut acc = [[V::zero(); NV]; MR];
             if from_c {
                 for (i, row) in acc.iter_mut().enumerate() {
                     for (v, x) in row.iter_mut().enumerate() {
-                        *x = T::V::load(c.add(i * ldc + v * lanes));
+                        *x = V::load(c.add(i * ldc + v * lanes));
                     }
                 }
             }
             for j in rows {
                 let row = bm.row(j).add(col);
-                let mut bv = [T::V::zero(); NV];
+                let mut bv = [V::zero(); NV];
                 for (v, x) in bv.iter_mut().enumerate() {
-                    *x = T::V::load_data(row.add(v * lanes));
+                    *x = V::load_data(row.add(v * lanes));
                 }
                 for i in 0..MR {
-                    let s = T::V::splat(*g[i].add(j));
+                    let s = V::splat(*g[i].add(j));
                     for v in 0..NV {
-                        acc[i][v] = T::V::fma(s, bv[v], acc[i][v]);
+                        acc[i][v] = V::fma(s, bv[v], acc[i][v]);
                     }
                 }
             }
