@@ -260,6 +260,15 @@ impl Path {
         *BEST.get_or_init(|| Path::available().pop().unwrap_or(Path::Portable))
     }
 
+    /// The widest [`Packed`] panel, in 256-bit vectors of rows, this path's packed
+    /// product takes: with 512-bit vectors a panel row is up to three of them.
+    fn widest_panel(self) -> usize {
+        match self {
+            Path::Avx512 => 6,
+            _ => 3,
+        }
+    }
+
     /// Every path this CPU runs, slowest first.
     fn available() -> Vec<Path> {
         let mut paths = vec![Path::Portable];
@@ -417,10 +426,11 @@ pub fn acc_nn<T: Scalar>(g: ArrayView2<T>, b: ArrayView2<f32>, c: ArrayViewMut2<
     acc_nn_raw(g, raw(&b, "right operand"), c, Chain::Start, Path::best());
 }
 
-/// `A` (m x d) laid out for [`dot_nt_packed`]: its transpose, in panels of two or three
-/// vectors of rows ([`panel_vectors`]; the last vector padded with zero rows), each panel
+/// `A` (m x d) laid out for [`dot_nt_packed`]: its transpose, in panels of a few vectors
+/// of rows ([`panel_vectors`]; the last vector padded with zero rows), each panel
 /// depth-major, so the kernel reads one panel row of every depth index with whole vector
-/// loads.
+/// loads. The panels' widths suit the CPU's widest vectors; the results do not depend on
+/// them.
 #[derive(Debug, Clone)]
 pub struct Packed<T> {
     data: Vec<T>,
@@ -430,18 +440,40 @@ pub struct Packed<T> {
     panels: Vec<(usize, usize)>,
 }
 
-/// How [`Packed`] cuts `vectors` vectors of rows into panels: of three vectors (one
-/// register tile of the packed product covers a whole panel row, and three vectors take
-/// 11 loads per 24 multiply-adds against 14 for two), the rest in panels of two (never
-/// one, which would load once per multiply-add), or one panel of one if that is all.
+/// How [`Packed`] cuts `vectors` (256-bit) vectors of rows into panels of at most
+/// `widest` (3 or 6) vectors.
 ///
-/// Panels used to be two vectors each, with the last padded: 40 rows (5 vectors of f32)
-/// took as long as 48. Kernels example, one thread, packed evaluation: 40 rows 87.7
-/// GF/s, 32 rows 101.6, 48 rows 102.9 before; 40 rows 99 after (but 32 rows, two panels
-/// of two, 90: see BENCHMARKS.md, session 7).
-pub fn panel_vectors(vectors: usize) -> Vec<usize> {
+/// Up to three vectors (16 registers, or 32 with 256-bit arithmetic): panels of three
+/// (one register tile of the packed product covers a whole panel row, and three vectors
+/// take 11 loads per 24 multiply-adds against 14 for two), the rest in panels of two
+/// (never one, which would load once per multiply-add), or one panel of one if that is
+/// all. Panels used to be two vectors each, with the last padded: 40 rows (5 vectors of
+/// f32) took as long as 48 (kernels example, one thread, packed evaluation: 40 rows 87.7
+/// GF/s, 48 rows 102.9; 99 after).
+///
+/// Up to six (512-bit vectors, each two of these): panels of five, two 512-bit vectors and
+/// one 256-bit vector a row, whose register tiles are all of 8 rows of B (for 120 rows,
+/// kernels example, one thread: 110 GF/s, against 106-108 for 6 + 6 + 3 and 106 for
+/// 4 + 4 + 4 + 3); what remains as one more panel of three or four, or, for one or two
+/// vectors left, a last panel of six or a 4 + 3 pair instead of a narrow one.
+pub fn panel_vectors(vectors: usize, widest: usize) -> Vec<usize> {
     if vectors <= 1 {
         return vec![vectors; vectors];
+    }
+    if widest >= 6 {
+        if vectors <= 6 {
+            return vec![vectors];
+        }
+        let fives = vectors / 5;
+        let (fives, rest) = match vectors % 5 {
+            0 => (fives, vec![]),
+            1 => (fives - 1, vec![6]),
+            2 => (fives - 1, vec![4, 3]),
+            r => (fives, vec![r]),
+        };
+        let mut widths = vec![5; fives];
+        widths.extend(rest);
+        return widths;
     }
     let (threes, twos) = match vectors % 3 {
         0 => (vectors / 3, 0),
@@ -454,14 +486,19 @@ pub fn panel_vectors(vectors: usize) -> Vec<usize> {
 }
 
 impl<T: Scalar> Packed<T> {
-    /// Packs `a`. Panics if its rows are not contiguous.
+    /// Packs `a` for this CPU's packed product. Panics if its rows are not contiguous.
     pub fn new(a: ArrayView2<T>) -> Self {
+        Self::for_path(a, Path::best())
+    }
+
+    /// Packs `a` in panels `path` takes.
+    fn for_path(a: ArrayView2<T>, path: Path) -> Self {
         let (rows, cols) = a.dim();
         let lanes = T::LANES;
         let vectors = rows.div_ceil(lanes);
         let mut panels = Vec::new();
         let mut first = 0;
-        for nv in panel_vectors(vectors) {
+        for nv in panel_vectors(vectors, path.widest_panel()) {
             panels.push((first, nv));
             first += nv;
         }
@@ -527,6 +564,10 @@ fn dot_packed_raw<T: Scalar>(
     let bm = raw(&b, "right operand");
     assert_eq!(a.cols, bm.cols, "dot_nt_packed: depths differ");
     assert_eq!(c.dim(), (a.rows, bm.rows), "dot_nt_packed: output shape");
+    assert!(
+        a.panels.iter().all(|&(_, nv)| nv <= path.widest_panel()) || path == Path::Portable,
+        "dot_nt_packed: panels packed for a wider path"
+    );
     let (cp, ldc) = raw_mut(&mut c);
     // SAFETY: as in `dot_nt_raw`; the packed data holds every panel in full.
     unsafe {
@@ -660,6 +701,30 @@ macro_rules! acc_by_shape {
         match $nv {
             $($n => acc_tile::<$T, $V, $m, $n>($t),)*
             _ => unreachable!("tile vectors"),
+        }
+    };
+}
+
+/// Calls `packed_tile_wide::<T, n, nz, ny>(tile)` for the run-time panel vectors `nv`
+/// (1..=6, as `nz` 512-bit and `ny` 256-bit vectors) and tile rows `n` (1..=8 for panels
+/// of three 512-bit registers, else 1..=12).
+#[cfg(target_arch = "x86_64")]
+macro_rules! packed_wide_by_shape {
+    ($t:expr, $T:ty, $nv:expr, $n:expr) => {
+        match $nv {
+            6 => packed_wide_by_shape!(@rows $t, $T, 3, 0, $n, [1 2 3 4 5 6 7 8]),
+            5 => packed_wide_by_shape!(@rows $t, $T, 2, 1, $n, [1 2 3 4 5 6 7 8]),
+            4 => packed_wide_by_shape!(@rows $t, $T, 2, 0, $n, [1 2 3 4 5 6 7 8 9 10 11 12]),
+            3 => packed_wide_by_shape!(@rows $t, $T, 1, 1, $n, [1 2 3 4 5 6 7 8 9 10 11 12]),
+            2 => packed_wide_by_shape!(@rows $t, $T, 1, 0, $n, [1 2 3 4 5 6 7 8 9 10 11 12]),
+            1 => packed_wide_by_shape!(@rows $t, $T, 0, 1, $n, [1 2 3 4 5 6 7 8 9 10 11 12]),
+            _ => unreachable!("panel vectors"),
+        }
+    };
+    (@rows $t:expr, $T:ty, $nz:literal, $ny:literal, $n:expr, [$($m:literal)*]) => {
+        match $n {
+            $($m => packed_tile_wide::<$T, $m, $nz, $ny>($t),)*
+            _ => unreachable!("tile rows"),
         }
     };
 }
@@ -1026,16 +1091,18 @@ mod avx {
         }
     }
 
-    /// Rows of B per `dot_packed` register tile, for panels of three, two and one
-    /// vectors: 4 x 3, 6 x 2 and 6 x 1 accumulators (with the panel vectors and a
-    /// broadcast) fit 16 vector registers; 8 x 3 and 11 x 2 or 11 x 1 fit 32 (11, not
-    /// 12, so that two tiles fill a block of [`PACKED_SUPER`] rows; 12 measured the same).
+    /// Rows of B per `dot_packed` register tile, for panel rows of three, two and one
+    /// vector registers: 4 x 3, 6 x 2 and 6 x 1 accumulators (with the panel vectors and a
+    /// broadcast) fit 16 registers; 8 x 3 and 12 x 2 or 12 x 1 fit 32 (on that path the
+    /// registers are 512-bit where they can be, see `packed_tile_wide`).
     const PACKED_MR: [usize; 3] = [4, 6, 6];
-    const PACKED_MR_512: [usize; 3] = [8, 11, 11];
-    /// Rows of B the tiles of every panel take in turn (8 + 8 + 6 for three-vector
-    /// panels, 11 + 11 for two on the 32-register path): their block stays in L2 while
-    /// every panel passes over it.
-    const PACKED_SUPER: usize = 22;
+    const PACKED_MR_512: [usize; 3] = [8, 12, 12];
+    /// Rows of B the tiles of every panel take in turn (a whole number of every tile
+    /// above): their block stays in L2 while every panel passes over it. With 22 rows and
+    /// 11-row tiles, as before the 512-bit tiles, 8 + 8 + 6 rows made a short last tile
+    /// for three-register panels; 24 measured the same or better (109.8 -> 110.5 GF/s,
+    /// 120 rows).
+    const PACKED_SUPER: usize = 24;
     const _: () = {
         let mut i = 0;
         while i < 3 {
@@ -1050,7 +1117,7 @@ mod avx {
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dot_packed<T: Scalar>(a: &Packed<T>, b: Mat<f32>, c: *mut T, ldc: usize) {
-        unsafe { dot_packed_tiled::<T>(a, b, c, ldc, PACKED_MR) }
+        unsafe { dot_packed_tiled::<T, false>(a, b, c, ldc, PACKED_MR) }
     }
 
     #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
@@ -1060,15 +1127,16 @@ mod avx {
         c: *mut T,
         ldc: usize,
     ) {
-        unsafe { dot_packed_tiled::<T>(a, b, c, ldc, PACKED_MR_512) }
+        unsafe { dot_packed_tiled::<T, true>(a, b, c, ldc, PACKED_MR_512) }
     }
 
     /// Loops: depth blocks; blocks of [`PACKED_SUPER`] rows of B; panels; tiles of the
-    /// panel's rows of B (`mr[3 - vectors]`). The accumulators of every (row of B, panel)
-    /// pair are kept in `partial` between depth blocks (a store and a load, which round
-    /// nothing), so every element is still one chain over k.
+    /// panel's rows of B (`mr[3 - r]`, `r` the vector registers a panel row takes: its
+    /// vectors, or with `WIDE` 512-bit vectors half as many, rounded up). The accumulators
+    /// of every (row of B, panel) pair are kept in `partial` between depth blocks (a store
+    /// and a load, which round nothing), so every element is still one chain over k.
     #[inline(always)]
-    unsafe fn dot_packed_tiled<T: Scalar>(
+    unsafe fn dot_packed_tiled<T: Scalar, const WIDE: bool>(
         a: &Packed<T>,
         b: Mat<f32>,
         c: *mut T,
@@ -1101,7 +1169,8 @@ mod avx {
                     let width = nv * lanes;
                     let mut j = j0;
                     while j < j1 {
-                        let n = mr[3 - nv].min(j1 - j);
+                        let regs = if WIDE { nv.div_ceil(2) } else { nv };
+                        let n = mr[3 - regs].min(j1 - j);
                         let mut x = [std::ptr::null::<f32>(); PACKED_MR_MAX];
                         for (r, p) in x[..n].iter_mut().enumerate() {
                             // SAFETY: row j + r < b.rows and k0 < cols.
@@ -1121,7 +1190,11 @@ mod avx {
                                 ldc,
                                 rows: width.min(a.rows - first * lanes),
                             };
-                            packed_by_shape!(tile, T, nv, n);
+                            if WIDE {
+                                packed_wide_by_shape!(tile, T, nv, n);
+                            } else {
+                                packed_by_shape!(tile, T, nv, n);
+                            }
                         }
                         j += n;
                     }
@@ -1194,6 +1267,83 @@ mod avx {
             for (j, row) in acc.iter().enumerate() {
                 for (v, a) in row.iter().enumerate() {
                     a.store(buf.as_mut_ptr().add(v * lanes));
+                }
+                for (l, &v) in buf[..t.rows].iter().enumerate() {
+                    *t.c.add(l * t.ldc + j) = v;
+                }
+            }
+        }
+    }
+
+    /// [`packed_tile`] for a panel of `2 NZ + NY` 256-bit vectors (`NY` 0 or 1) held as NZ
+    /// 512-bit vectors and NY 256-bit ones: half the loads and instructions per
+    /// multiply-add on a CPU with AVX-512, for the same chains.
+    #[inline(always)]
+    unsafe fn packed_tile_wide<T: Scalar, const MR: usize, const NZ: usize, const NY: usize>(
+        t: PackedTile<T>,
+    ) {
+        let (zl, yl) = (<T::Z as Vector>::LANES, T::LANES);
+        let width = NZ * zl + NY * yl;
+        // SAFETY (whole body): as in `packed_tile`; a panel row is `width` elements, and
+        // a tile row's partial sums are `stride` 256-bit vectors.
+        unsafe {
+            let x = t.x;
+            let partial = t.partial.cast::<T>();
+            let row_sums = |j: usize| partial.add(j * t.stride * yl);
+            let mut az = [[T::Z::zero(); NZ]; MR];
+            let mut ay = [[T::V::zero(); NY]; MR];
+            if !t.first {
+                for j in 0..MR {
+                    for (z, a) in az[j].iter_mut().enumerate() {
+                        *a = T::Z::load(row_sums(j).add(z * zl));
+                    }
+                    for (y, a) in ay[j].iter_mut().enumerate() {
+                        *a = T::V::load(row_sums(j).add(NZ * zl + y * yl));
+                    }
+                }
+            }
+            let mut w = t.w;
+            for k in 0..t.kc {
+                let mut wz = [T::Z::zero(); NZ];
+                for (z, slot) in wz.iter_mut().enumerate() {
+                    *slot = T::Z::load(w.add(z * zl));
+                }
+                let mut wy = [T::V::zero(); NY];
+                for (y, slot) in wy.iter_mut().enumerate() {
+                    *slot = T::V::load(w.add(NZ * zl + y * yl));
+                }
+                for j in 0..MR {
+                    let sz = T::Z::splat_data(x[j].add(k));
+                    for z in 0..NZ {
+                        az[j][z] = T::Z::fma(sz, wz[z], az[j][z]);
+                    }
+                    if NY > 0 {
+                        let sy = T::V::splat_data(x[j].add(k));
+                        for y in 0..NY {
+                            ay[j][y] = T::V::fma(sy, wy[y], ay[j][y]);
+                        }
+                    }
+                }
+                w = w.add(width);
+            }
+            if !t.last {
+                for j in 0..MR {
+                    for (z, a) in az[j].iter().enumerate() {
+                        a.store(row_sums(j).add(z * zl));
+                    }
+                    for (y, a) in ay[j].iter().enumerate() {
+                        a.store(row_sums(j).add(NZ * zl + y * yl));
+                    }
+                }
+                return;
+            }
+            let mut buf = [T::zero(); 48];
+            for j in 0..MR {
+                for (z, a) in az[j].iter().enumerate() {
+                    a.store(buf.as_mut_ptr().add(z * zl));
+                }
+                for (y, a) in ay[j].iter().enumerate() {
+                    a.store(buf.as_mut_ptr().add(NZ * zl + y * yl));
                 }
                 for (l, &v) in buf[..t.rows].iter().enumerate() {
                     *t.c.add(l * t.ldc + j) = v;
@@ -1472,7 +1622,7 @@ mod tests {
             let reference = a.mapv(Into::into).dot(&b.mapv(f64::from).t());
             close(&c, &reference);
 
-            let packed = Packed::new(a.view());
+            let packed = Packed::for_path(a.view(), path);
             let mut c = Array2::from_elem((m, n), T::nan());
             dot_packed_raw(&packed, b.view(), c.view_mut(), path);
             assert_eq!(
@@ -1516,17 +1666,30 @@ mod tests {
     }
 
     #[test]
-    fn panels_are_threes_then_twos_and_cover_every_vector() {
-        assert_eq!(panel_vectors(0), Vec::<usize>::new());
-        assert_eq!(panel_vectors(1), [1]);
-        assert_eq!(panel_vectors(2), [2]);
-        assert_eq!(panel_vectors(4), [2, 2]);
-        assert_eq!(panel_vectors(5), [3, 2]);
-        assert_eq!(panel_vectors(15), [3; 5]);
+    fn panels_cover_every_vector_in_the_widths_each_path_takes() {
+        assert_eq!(panel_vectors(0, 3), Vec::<usize>::new());
+        assert_eq!(panel_vectors(1, 3), [1]);
+        assert_eq!(panel_vectors(2, 3), [2]);
+        assert_eq!(panel_vectors(4, 3), [2, 2]);
+        assert_eq!(panel_vectors(5, 3), [3, 2]);
+        assert_eq!(panel_vectors(15, 3), [3; 5]);
+        assert_eq!(panel_vectors(5, 6), [5]);
+        assert_eq!(panel_vectors(6, 6), [6]);
+        assert_eq!(panel_vectors(7, 6), [4, 3]);
+        assert_eq!(panel_vectors(8, 6), [5, 3]);
+        assert_eq!(panel_vectors(11, 6), [5, 6]);
+        assert_eq!(panel_vectors(12, 6), [5, 4, 3]);
+        assert_eq!(panel_vectors(15, 6), [5, 5, 5]);
         for v in 0..100 {
-            let p = panel_vectors(v);
+            let p = panel_vectors(v, 3);
             assert_eq!(p.iter().sum::<usize>(), v);
             assert!(v < 2 || p.iter().all(|&w| w == 2 || w == 3), "{v}: {p:?}");
+            let p = panel_vectors(v, 6);
+            assert_eq!(p.iter().sum::<usize>(), v);
+            assert!(
+                v < 3 || p.iter().all(|&w| (3..=6).contains(&w)),
+                "{v}: {p:?}"
+            );
         }
     }
 
