@@ -248,8 +248,9 @@ enum Path {
     Portable,
     /// 256-bit vectors, 16 vector registers (AVX2 and FMA).
     Avx2,
-    /// The same 256-bit arithmetic with 32 vector registers (AVX-512VL), for larger
-    /// register tiles.
+    /// AVX-512F and VL: 32 vector registers, for larger register tiles, and 512-bit
+    /// vectors in the products whose bits do not depend on the width (`acc_nn` and the
+    /// packed product; `dot_nt` keeps 256-bit lanes).
     Avx512,
 }
 
@@ -743,8 +744,9 @@ mod avx {
         is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl")
     }
 
-    /// One 256-bit vector of `Elem`s. The methods are only called from functions compiled
-    /// with AVX2 and FMA enabled, after [`available`] said the CPU has them.
+    /// One 256-bit (or, below, 512-bit) vector of `Elem`s. The methods are only called
+    /// from functions compiled with AVX2 and FMA (and AVX-512F for the 512-bit ones)
+    /// enabled, after [`has_avx2`] (and [`has_avx512vl`]) said the CPU has them.
     pub trait Vector: Copy {
         type Elem: Scalar;
         /// Elements per vector.
