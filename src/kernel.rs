@@ -33,8 +33,8 @@
 //! Neither depends on m, on n, on which tile an element lands in, or on how the work is
 //! split across threads. The SIMD paths (x86-64 with AVX2 and FMA; and, where AVX-512VL
 //! is present, the same 256-bit arithmetic with 32 vector registers and so larger register
-//! tiles, and 512-bit vectors in `acc_nn`, whose elements are each one chain whatever the
-//! width; chosen at run time) and the portable path compute exactly these operations, so
+//! tiles, and 512-bit vectors in `acc_nn` and `dot_nt_packed`, whose elements are each one
+//! chain whatever the width; chosen at run time) and the portable path compute exactly these operations, so
 //! they agree bit for bit (tested on every path the CPU has), and results do not depend
 //! on the machine's vector width or register count either.
 
@@ -665,7 +665,7 @@ macro_rules! tile_by_shape {
     };
 }
 
-/// Calls `packed_tile::<T, n, nv>(tile)` for the run-time panel vectors `nv` (1..=3) and
+/// Calls `packed_tile::<T, n, 0, nv>(tile)` for the run-time panel vectors `nv` (1..=3) and
 /// tile rows `n` (1..=8 for three vectors, else 1..=12).
 #[cfg(target_arch = "x86_64")]
 macro_rules! packed_by_shape {
@@ -679,18 +679,18 @@ macro_rules! packed_by_shape {
     };
     (@rows $t:expr, $T:ty, $nv:literal, $n:expr, [$($m:literal)*]) => {
         match $n {
-            $($m => packed_tile::<$T, $m, $nv>($t),)*
+            $($m => packed_tile::<$T, $m, 0, $nv>($t),)*
             _ => unreachable!("tile rows"),
         }
     };
 }
 
-/// Calls `acc_tile::<T, V, n, nv>(tile)` for the run-time tile rows `n` (1..=8) and
+/// Calls `acc_tile::<T, V, n, nv>(tile)` for the run-time tile rows `n` (1..=5) and
 /// vectors `nv` (1..=4).
 #[cfg(target_arch = "x86_64")]
 macro_rules! acc_by_shape {
     ($V:ty, $T:ty, $t:expr, $mr:expr, $nv:expr) => {
-        acc_by_shape!(@rows $V, $T, $t, $mr, $nv, [1 2 3 4 5 6 7 8], [1 2 3 4])
+        acc_by_shape!(@rows $V, $T, $t, $mr, $nv, [1 2 3 4 5], [1 2 3 4])
     };
     (@rows $V:ty, $T:ty, $t:expr, $mr:expr, $nv:expr, [$($m:literal)*], $ns:tt) => {
         match $mr {
@@ -706,7 +706,7 @@ macro_rules! acc_by_shape {
     };
 }
 
-/// Calls `packed_tile_wide::<T, n, nz, ny>(tile)` for the run-time panel vectors `nv`
+/// Calls `packed_tile::<T, n, nz, ny>(tile)` for the run-time panel vectors `nv`
 /// (1..=6, as `nz` 512-bit and `ny` 256-bit vectors) and tile rows `n` (1..=8 for panels
 /// of three 512-bit registers, else 1..=12).
 #[cfg(target_arch = "x86_64")]
@@ -724,7 +724,7 @@ macro_rules! packed_wide_by_shape {
     };
     (@rows $t:expr, $T:ty, $nz:literal, $ny:literal, $n:expr, [$($m:literal)*]) => {
         match $n {
-            $($m => packed_tile_wide::<$T, $m, $nz, $ny>($t),)*
+            $($m => packed_tile::<$T, $m, $nz, $ny>($t),)*
             _ => unreachable!("tile rows"),
         }
     };
@@ -1096,7 +1096,7 @@ mod avx {
     /// Rows of B per `dot_packed` register tile, for panel rows of three, two and one
     /// vector registers: 4 x 3, 6 x 2 and 6 x 1 accumulators (with the panel vectors and a
     /// broadcast) fit 16 registers; 8 x 3 and 12 x 2 or 12 x 1 fit 32 (on that path the
-    /// registers are 512-bit where they can be, see `packed_tile_wide`).
+    /// registers are 512-bit where they can be, see `packed_tile`).
     const PACKED_MR: [usize; 3] = [4, 6, 6];
     const PACKED_MR_512: [usize; 3] = [8, 12, 12];
     /// Rows of B the tiles of every panel take in turn (a whole number of every tile
@@ -1228,66 +1228,20 @@ mod avx {
         rows: usize,
     }
 
+    /// One register tile of the packed product: MR rows of B times a panel of `2 NZ + NY`
+    /// 256-bit vectors, held as NZ 512-bit vectors and NY 256-bit ones (NZ = 0 without
+    /// AVX-512; with it, NY is 0 or 1 and the 512-bit vectors take half the loads and
+    /// instructions per multiply-add, for the same chains). Each element's chain over
+    /// k continues from `partial` unless `first`, and goes back there unless `last`.
     #[inline(always)]
-    unsafe fn packed_tile<T: Scalar, const MR: usize, const NV: usize>(t: PackedTile<T>) {
-        let lanes = T::LANES;
-        // SAFETY (whole body): rows < MR of b, depths k0..k0+kc, the panel's kc rows,
-        // MR rows of NV vectors of partial, and `rows` rows x MR columns of c.
-        unsafe {
-            let x = t.x;
-            let mut acc = [[T::V::zero(); NV]; MR];
-            if !t.first {
-                for (j, row) in acc.iter_mut().enumerate() {
-                    for (v, a) in row.iter_mut().enumerate() {
-                        *a = *t.partial.add(j * t.stride + v);
-                    }
-                }
-            }
-            let mut w = t.w;
-            for k in 0..t.kc {
-                let mut wv = [T::V::zero(); NV];
-                for (v, slot) in wv.iter_mut().enumerate() {
-                    *slot = T::V::load(w.add(v * lanes));
-                }
-                for j in 0..MR {
-                    let s = T::V::splat_data(x[j].add(k));
-                    for v in 0..NV {
-                        acc[j][v] = T::V::fma(s, wv[v], acc[j][v]);
-                    }
-                }
-                w = w.add(NV * lanes);
-            }
-            if !t.last {
-                for (j, row) in acc.iter().enumerate() {
-                    for (v, a) in row.iter().enumerate() {
-                        *t.partial.add(j * t.stride + v) = *a;
-                    }
-                }
-                return;
-            }
-            let mut buf = [T::zero(); 24];
-            for (j, row) in acc.iter().enumerate() {
-                for (v, a) in row.iter().enumerate() {
-                    a.store(buf.as_mut_ptr().add(v * lanes));
-                }
-                for (l, &v) in buf[..t.rows].iter().enumerate() {
-                    *t.c.add(l * t.ldc + j) = v;
-                }
-            }
-        }
-    }
-
-    /// [`packed_tile`] for a panel of `2 NZ + NY` 256-bit vectors (`NY` 0 or 1) held as NZ
-    /// 512-bit vectors and NY 256-bit ones: half the loads and instructions per
-    /// multiply-add on a CPU with AVX-512, for the same chains.
-    #[inline(always)]
-    unsafe fn packed_tile_wide<T: Scalar, const MR: usize, const NZ: usize, const NY: usize>(
+    unsafe fn packed_tile<T: Scalar, const MR: usize, const NZ: usize, const NY: usize>(
         t: PackedTile<T>,
     ) {
         let (zl, yl) = (<T::Z as Vector>::LANES, T::LANES);
         let width = NZ * zl + NY * yl;
-        // SAFETY (whole body): as in `packed_tile`; a panel row is `width` elements, and
-        // a tile row's partial sums are `stride` 256-bit vectors.
+        // SAFETY (whole body): rows < MR of b, depths k0..k0+kc, the panel's kc rows of
+        // `width` elements, MR rows of partial sums (`stride` 256-bit vectors apart), and
+        // `rows` rows x MR columns of c.
         unsafe {
             let x = t.x;
             let partial = t.partial.cast::<T>();
@@ -1315,9 +1269,11 @@ mod avx {
                     *slot = T::V::load(w.add(NZ * zl + y * yl));
                 }
                 for j in 0..MR {
-                    let sz = T::Z::splat_data(x[j].add(k));
-                    for z in 0..NZ {
-                        az[j][z] = T::Z::fma(sz, wz[z], az[j][z]);
+                    if NZ > 0 {
+                        let sz = T::Z::splat_data(x[j].add(k));
+                        for z in 0..NZ {
+                            az[j][z] = T::Z::fma(sz, wz[z], az[j][z]);
+                        }
                     }
                     if NY > 0 {
                         let sy = T::V::splat_data(x[j].add(k));
@@ -1365,6 +1321,8 @@ mod avx {
     const ACC_NV: usize = 2;
     const ACC_MR_512: usize = 5;
     const ACC_NV_512: usize = 4;
+    // The shapes `acc_by_shape!` instantiates.
+    const _: () = assert!(ACC_MR <= 5 && ACC_MR_512 <= 5 && ACC_NV <= 4 && ACC_NV_512 <= 4);
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn acc_nn<T: Scalar>(
