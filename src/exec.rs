@@ -15,15 +15,14 @@
 use std::fs;
 use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
-
-use rayon::prelude::*;
 
 use crate::artifacts::{ArtifactError, RunResult, RunStatus, SweepDir};
 use crate::data::Dataset;
 use crate::data::NUM_CLASSES;
-use crate::model::{Fitted, GroupTrainer, Real, Snapshot};
+use crate::model::{ChunkSums, Fitted, GroupTrainer, Real, Scores, Snapshot};
 use crate::plan::{Plan, RunSpec};
 use crate::spec::Precision;
 
@@ -272,7 +271,7 @@ impl Context<'_> {
     }
 
     /// Trains a cohort's units in lockstep: every epoch, all units' current weights are
-    /// scored together while each unit trains its next epoch (in parallel across units;
+    /// scored together while each unit trains its next epoch (see [`Context::step`];
     /// scoring one epoch needs only a copy of the weights, see [`Snapshot`]). A unit
     /// is written as soon as it is done; a panic fails the units it hit and the others go
     /// on.
@@ -292,19 +291,10 @@ impl Context<'_> {
         }
         while !active.is_empty() {
             let snapshot = Snapshot::take(&active.iter().map(|(_, g)| g).collect::<Vec<_>>());
-            let (scored, trained): (_, Vec<Option<String>>) = rayon::join(
-                || catch_panic(|| snapshot.score(self.data)),
-                || {
-                    active
-                        .par_iter_mut()
-                        .with_max_len(1)
-                        .map(|(_, group)| {
-                            let wants = group.wants_epoch();
-                            catch_panic(|| wants.then(|| group.train_epoch())).err()
-                        })
-                        .collect()
-                },
-            );
+            let (scored, trained) = {
+                let mut groups: Vec<_> = active.iter_mut().map(|(_, g)| g).collect();
+                self.step(&snapshot, &mut groups)
+            };
             let recorded = scored.and_then(|scores| {
                 catch_panic(|| {
                     let mut groups: Vec<_> = active.iter_mut().map(|(_, g)| g).collect();
@@ -348,6 +338,87 @@ impl Context<'_> {
             active = still;
         }
     }
+
+    /// Trains the next epoch of every group that wants one while `snapshot` (their
+    /// previous epoch) is scored, as one list of tasks run by whichever thread is free
+    /// ([`self_scheduled`]): the groups' epochs first, biggest first, then the scoring
+    /// chunks, which are small and so fill every thread until the last epoch is done.
+    /// A group's epoch runs on the thread that took it, but its products still split
+    /// across the pool (rayon's `join`) once the other threads run out of tasks.
+    ///
+    /// Returns the scores, and per group its training failure, if any.
+    fn step<T: Real>(
+        &self,
+        snapshot: &Snapshot<T>,
+        groups: &mut [&mut GroupTrainer<'_, T>],
+    ) -> (Result<Scores, String>, Vec<Option<String>>) {
+        let mut training: Vec<usize> = (0..groups.len())
+            .filter(|&g| groups[g].wants_epoch())
+            .collect();
+        training.sort_by_key(|&g| std::cmp::Reverse(groups[g].runs()));
+        let cells: Vec<Mutex<&mut GroupTrainer<'_, T>>> =
+            groups.iter_mut().map(|g| Mutex::new(&mut **g)).collect();
+        enum Done {
+            Trained(usize, Option<String>),
+            Scored(Result<ChunkSums, String>),
+        }
+        let tasks = training.len() + snapshot.chunks(self.data);
+        let done = self_scheduled(
+            tasks,
+            || None,
+            |scratch, i| match training.get(i) {
+                Some(&g) => Done::Trained(
+                    g,
+                    catch_panic(|| cells[g].lock().expect("one task per group").train_epoch())
+                        .err(),
+                ),
+                None => Done::Scored(catch_panic(|| {
+                    snapshot.score_chunk(self.data, i - training.len(), scratch)
+                })),
+            },
+        );
+        let mut failed = vec![None; groups.len()];
+        let mut chunks = Vec::with_capacity(done.len());
+        for d in done {
+            match d {
+                Done::Trained(g, failure) => failed[g] = failure,
+                Done::Scored(sums) => chunks.push(sums),
+            }
+        }
+        let scores = chunks
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|chunks| catch_panic(|| snapshot.scores(self.data, &chunks)));
+        (scores, failed)
+    }
+}
+
+/// Runs `task(state, i)` for every `i` in `0..n` on every thread of the current rayon
+/// pool, each thread taking the next index as soon as it is free, so the tasks start in
+/// list order (put the long ones first). Each thread's `state` starts as `init()`.
+/// Returns the results in index order.
+fn self_scheduled<S, R: Send>(
+    n: usize,
+    init: impl Fn() -> S + Sync,
+    task: impl Fn(&mut S, usize) -> R + Sync,
+) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let mut done: Vec<(usize, R)> = rayon::broadcast(|_| {
+        let mut state = init();
+        let mut mine = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                return mine;
+            }
+            mine.push((i, task(&mut state, i)));
+        }
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    done.sort_unstable_by_key(|&(i, _)| i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Runs `f`, turning a panic into its message.
@@ -555,5 +626,34 @@ mod tests {
             RunStats::from_outcomes(&[ok(RunError::Skipped), ok(RunError::Failed("x".into()))]);
         assert_eq!((stats.failed, stats.skipped), (1, 1));
         assert!(stats.has_failures());
+    }
+
+    #[test]
+    fn self_scheduled_runs_every_task_once_and_returns_them_in_order() {
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let inits = AtomicUsize::new(0);
+            let results = pool.install(|| {
+                self_scheduled(
+                    50,
+                    || {
+                        inits.fetch_add(1, Ordering::Relaxed);
+                        Vec::new()
+                    },
+                    |seen: &mut Vec<usize>, i| {
+                        // A thread's state carries over from task to task, in the
+                        // order it took them.
+                        assert!(seen.last().is_none_or(|&last| last < i));
+                        seen.push(i);
+                        i * i
+                    },
+                )
+            });
+            assert_eq!(results, (0..50).map(|i| i * i).collect::<Vec<_>>());
+            assert_eq!(inits.load(Ordering::Relaxed), threads);
+        }
     }
 }

@@ -292,14 +292,14 @@ fn sq_norm<T: Real>(w: ArrayView2<T>) -> f64 {
 }
 
 /// Per-run loss sums and correct counts of the stacked models on one chunk of a split.
-struct ChunkSums {
+pub struct ChunkSums {
     loss: Vec<f64>,
     correct: Vec<usize>,
 }
 
 /// Scratch buffers of one evaluation worker: the score block and the per-column maximum,
 /// argmax and exponential sum of one run.
-struct EvalScratch<T> {
+pub struct EvalScratch<T> {
     scores: Array2<T>,
     best: Vec<T>,
     arg: Vec<u32>,
@@ -434,41 +434,49 @@ fn run_sums_body<T: Real>(
     (loss, correct)
 }
 
+/// The examples of each chunk of a split of `n` examples.
+fn eval_chunks(n: usize) -> impl Iterator<Item = Range<usize>> {
+    (0..n)
+        .step_by(EVAL_CHUNK)
+        .map(move |start| start..(start + EVAL_CHUNK).min(n))
+}
+
 /// Metrics of every stacked model (rows `r*K..(r+1)*K` of `w`) on `split`.
 ///
 /// Chunks are scored in parallel on the current rayon pool, and their sums are added in
-/// chunk order afterwards, so the result does not depend on the number of threads.
+/// chunk order afterwards ([`add_up`]), so the result does not depend on the number of
+/// threads.
 fn evaluate<T: Real>(
     w: &Array2<T>,
     b: &Array1<T>,
     lambdas: &[f64],
     split: &Split,
 ) -> Vec<SplitMetrics> {
-    let (m, k) = (w.nrows(), NUM_CLASSES);
-    let runs = m / k;
-    let n = split.len();
-    let starts: Vec<usize> = (0..n).step_by(EVAL_CHUNK).collect();
     let packed = T::PACKED_EVAL.then(|| Packed::new(w.view()));
-    let chunks: Vec<ChunkSums> = starts
-        .par_iter()
+    let ranges: Vec<_> = eval_chunks(split.len()).collect();
+    let chunks: Vec<ChunkSums> = ranges
+        .into_par_iter()
         .with_max_len(1)
         .map_init(
-            || EvalScratch::<T>::new(m),
-            |sc, &start| {
-                eval_chunk(
-                    w.view(),
-                    packed.as_ref(),
-                    b.view(),
-                    split,
-                    start..(start + EVAL_CHUNK).min(n),
-                    sc,
-                )
-            },
+            || EvalScratch::<T>::new(w.nrows()),
+            |sc, range| eval_chunk(w.view(), packed.as_ref(), b.view(), split, range, sc),
         )
         .collect();
+    add_up(w, lambdas, split.len(), &chunks)
+}
+
+/// The metrics of every stacked model from the sums of all `chunks` of a split of `n`
+/// examples, added in the order given.
+fn add_up<T: Real>(
+    w: &Array2<T>,
+    lambdas: &[f64],
+    n: usize,
+    chunks: &[ChunkSums],
+) -> Vec<SplitMetrics> {
+    let (runs, k) = (w.nrows() / NUM_CLASSES, NUM_CLASSES);
     let mut loss = vec![0.0f64; runs];
     let mut correct = vec![0usize; runs];
-    for c in &chunks {
+    for c in chunks {
         for r in 0..runs {
             loss[r] += c.loss[r];
             correct[r] += c.correct[r];
@@ -863,6 +871,8 @@ impl<'d, T: Real> GroupTrainer<'d, T> {
 /// diverged back to the weights it diverged with.
 pub struct Snapshot<T> {
     w: Array2<T>,
+    /// `w` laid out for the evaluation product, if the precision uses it.
+    packed: Option<Packed<T>>,
     b: Array1<T>,
     lambdas: Vec<f64>,
     /// Per group: its epoch when taken, and its number of runs.
@@ -893,6 +903,7 @@ impl<T: Real> Snapshot<T> {
             at += g.w.nrows();
         }
         Snapshot {
+            packed: T::PACKED_EVAL.then(|| Packed::new(w.view())),
             w,
             b,
             lambdas,
@@ -900,11 +911,61 @@ impl<T: Real> Snapshot<T> {
         }
     }
 
-    /// Scores every run on the training and validation splits of `data`.
+    /// Scores every run on the training and validation splits of `data`, in parallel on
+    /// the current rayon pool.
     pub fn score(&self, data: &Dataset) -> Scores {
+        let chunks: Vec<ChunkSums> = (0..self.chunks(data))
+            .into_par_iter()
+            .with_max_len(1)
+            .map_init(|| None, |sc, i| self.score_chunk(data, i, sc))
+            .collect();
+        self.scores(data, &chunks)
+    }
+
+    /// The chunks scoring is split into, for callers that schedule them themselves:
+    /// [`Snapshot::score_chunk`] scores one, on any thread and in any order, and
+    /// [`Snapshot::scores`] adds them up.
+    pub fn chunks(&self, data: &Dataset) -> usize {
+        eval_chunks(data.train.len()).count() + eval_chunks(data.val.len()).count()
+    }
+
+    /// Scores chunk `i` (of [`Snapshot::chunks`]: the training split's, then the
+    /// validation split's) with every run; `scratch` is the calling worker's, made on
+    /// its first chunk.
+    pub fn score_chunk(
+        &self,
+        data: &Dataset,
+        i: usize,
+        scratch: &mut Option<EvalScratch<T>>,
+    ) -> ChunkSums {
+        let on_train = eval_chunks(data.train.len()).count();
+        let (split, j) = if i < on_train {
+            (&data.train, i)
+        } else {
+            (&data.val, i - on_train)
+        };
+        let range = eval_chunks(split.len())
+            .nth(j)
+            .expect("a chunk of the split");
+        let sc = scratch.get_or_insert_with(|| EvalScratch::new(self.w.nrows()));
+        eval_chunk(
+            self.w.view(),
+            self.packed.as_ref(),
+            self.b.view(),
+            split,
+            range,
+            sc,
+        )
+    }
+
+    /// The scores from every chunk's sums, in chunk order: the same bits however the
+    /// chunks were scheduled.
+    pub fn scores(&self, data: &Dataset, chunks: &[ChunkSums]) -> Scores {
+        assert_eq!(chunks.len(), self.chunks(data), "every chunk, once");
+        let (train, val) = chunks.split_at(eval_chunks(data.train.len()).count());
         Scores {
-            train: evaluate(&self.w, &self.b, &self.lambdas, &data.train),
-            val: evaluate(&self.w, &self.b, &self.lambdas, &data.val),
+            train: add_up(&self.w, &self.lambdas, data.train.len(), train),
+            val: add_up(&self.w, &self.lambdas, data.val.len(), val),
         }
     }
 
