@@ -207,18 +207,19 @@ def build_benches(args, full, sample):
                 12,
             )
         )
-    benches.append(
-        Bench(
-            "single",
-            f"one run, setting 2 (lambda 0, eta 0.001), f64 ({E} epochs)",
-            SWEEP_RUN_ARGS,
-            sweep_spec("bench1", full, E, [1], "f64", GRID_SETTING_2),
-            py + ["train"] + data_flags(full)
-            + ["--precision", "f64", "--epochs", str(E), "--settings", "2", "--seeds", "1",
-               "--jobs", "1", "--blas-threads", args.peer_single_blas_threads],
-            1,
+    for prec in ("f32", "f64"):
+        benches.append(
+            Bench(
+                f"single-{prec}",
+                f"one run, setting 2 (lambda 0, eta 0.001), {prec} ({E} epochs)",
+                SWEEP_RUN_ARGS,
+                sweep_spec(f"bench1{prec}", full, E, [1], prec, GRID_SETTING_2),
+                py + ["train"] + data_flags(full)
+                + ["--precision", prec, "--epochs", str(E), "--settings", "2", "--seeds", "1",
+                   "--jobs", "1", "--blas-threads", args.peer_single_blas_threads],
+                1,
+            )
         )
-    )
     benches.append(
         Bench(
             "gradcheck",
@@ -501,7 +502,7 @@ def main():
     p.add_argument("--peer-single-blas-threads", default="default",
                    help="OpenBLAS threads of the single-process peers (one run, gradcheck); "
                    "'default' leaves OpenBLAS's own choice (one per core)")
-    p.add_argument("--only", help="comma list of benchmarks or groups: study (study-f32, study-f64), single, "
+    p.add_argument("--only", help="comma list of benchmarks or groups: study (study-f32, study-f64), single (single-f32, single-f64), "
                    "gradcheck, scaling (scaling-12, scaling-120)")
     p.add_argument("--peer-only", action="store_true", help="do not build or run sweep")
     p.add_argument("--no-build", action="store_true", help="use the existing target/release/sweep")
