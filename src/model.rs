@@ -434,11 +434,14 @@ fn run_sums_body<T: Real>(
     (loss, correct)
 }
 
-/// The examples of each chunk of a split of `n` examples.
-fn eval_chunks(n: usize) -> impl Iterator<Item = Range<usize>> {
-    (0..n)
-        .step_by(EVAL_CHUNK)
-        .map(move |start| start..(start + EVAL_CHUNK).min(n))
+/// How many chunks a split of `n` examples is scored in.
+fn eval_chunk_count(n: usize) -> usize {
+    n.div_ceil(EVAL_CHUNK)
+}
+
+/// The examples of chunk `j` of a split of `n` examples.
+fn eval_chunk_range(n: usize, j: usize) -> Range<usize> {
+    j * EVAL_CHUNK..((j + 1) * EVAL_CHUNK).min(n)
 }
 
 /// Metrics of every stacked model (rows `r*K..(r+1)*K` of `w`) on `split`.
@@ -453,13 +456,16 @@ fn evaluate<T: Real>(
     split: &Split,
 ) -> Vec<SplitMetrics> {
     let packed = T::PACKED_EVAL.then(|| Packed::new(w.view()));
-    let ranges: Vec<_> = eval_chunks(split.len()).collect();
-    let chunks: Vec<ChunkSums> = ranges
+    let n = split.len();
+    let chunks: Vec<ChunkSums> = (0..eval_chunk_count(n))
         .into_par_iter()
         .with_max_len(1)
         .map_init(
             || EvalScratch::<T>::new(w.nrows()),
-            |sc, range| eval_chunk(w.view(), packed.as_ref(), b.view(), split, range, sc),
+            |sc, j| {
+                let range = eval_chunk_range(n, j);
+                eval_chunk(w.view(), packed.as_ref(), b.view(), split, range, sc)
+            },
         )
         .collect();
     add_up(w, lambdas, split.len(), &chunks)
@@ -926,7 +932,7 @@ impl<T: Real> Snapshot<T> {
     /// [`Snapshot::score_chunk`] scores one, on any thread and in any order, and
     /// [`Snapshot::scores`] adds them up.
     pub fn chunks(&self, data: &Dataset) -> usize {
-        eval_chunks(data.train.len()).count() + eval_chunks(data.val.len()).count()
+        eval_chunk_count(data.train.len()) + eval_chunk_count(data.val.len())
     }
 
     /// Scores chunk `i` (of [`Snapshot::chunks`]: the training split's, then the
@@ -938,15 +944,13 @@ impl<T: Real> Snapshot<T> {
         i: usize,
         scratch: &mut Option<EvalScratch<T>>,
     ) -> ChunkSums {
-        let on_train = eval_chunks(data.train.len()).count();
+        let on_train = eval_chunk_count(data.train.len());
         let (split, j) = if i < on_train {
             (&data.train, i)
         } else {
             (&data.val, i - on_train)
         };
-        let range = eval_chunks(split.len())
-            .nth(j)
-            .expect("a chunk of the split");
+        let range = eval_chunk_range(split.len(), j);
         let sc = scratch.get_or_insert_with(|| EvalScratch::new(self.w.nrows()));
         eval_chunk(
             self.w.view(),
@@ -962,7 +966,7 @@ impl<T: Real> Snapshot<T> {
     /// chunks were scheduled.
     pub fn scores(&self, data: &Dataset, chunks: &[ChunkSums]) -> Scores {
         assert_eq!(chunks.len(), self.chunks(data), "every chunk, once");
-        let (train, val) = chunks.split_at(eval_chunks(data.train.len()).count());
+        let (train, val) = chunks.split_at(eval_chunk_count(data.train.len()));
         Scores {
             train: add_up(&self.w, &self.lambdas, data.train.len(), train),
             val: add_up(&self.w, &self.lambdas, data.val.len(), val),
