@@ -194,7 +194,7 @@ class Bench:
         self.key, self.label = key, label
         self.sweep_args, self.spec, self.peer_args = sweep_args, spec, peer_args
         self.runs, self.kind = runs, kind
-        # Memory is reported for the study only (see `measure`).
+        # Memory (peak RSS and PSS) is reported for the study only (see `measure`).
         self.sample_pss = key.startswith("study")
         self.sweep, self.peer = [], []
         self.peer_report, self.sweep_results = None, None
@@ -447,7 +447,7 @@ def report(args, benches, sweep_info, load_before):
         pe = [m["seconds"] for m in b.peer if "error" not in m]
         lines.append(f"| {label} | {fmt_pair(sw)} | {fmt_pair(pe)} | {ratio(pe, sw)} |")
     for b in benches:
-        if not b.key.startswith("study"):
+        if not b.sample_pss:
             continue
         for what, key in (("peak RSS, largest process", "rss_mb"), ("peak PSS, whole process tree", "pss_mb")):
             sw = [m[key] for m in b.sweep if "error" not in m]
