@@ -20,9 +20,38 @@ fn npy_err(path: &Path, message: impl Into<String>) -> DataError {
     }
 }
 
+/// The length the preamble of an `.npy` file gives its header (format versions 1 to 3), if
+/// the bytes start like one: the header parser allocates that much before reading it.
+fn header_len(bytes: &[u8]) -> Option<u64> {
+    let (magic, version) = (bytes.get(..6)?, *bytes.get(6)?);
+    if magic != b"\x93NUMPY" {
+        return None;
+    }
+    if version == 1 {
+        Some(u64::from(u16::from_le_bytes(
+            bytes.get(8..10)?.try_into().ok()?,
+        )))
+    } else {
+        Some(u64::from(u32::from_le_bytes(
+            bytes.get(8..12)?.try_into().ok()?,
+        )))
+    }
+}
+
 /// The file's bytes and its parsed header, with the claimed size checked.
 fn open(path: &Path, rank: usize, what: &str) -> Result<(Vec<u8>, Header, String), DataError> {
     let bytes = read_limited(path, MAX_NPY_BYTES)?;
+    if let Some(len) = header_len(&bytes)
+        && len > bytes.len() as u64
+    {
+        return Err(npy_err(
+            path,
+            format!(
+                "its header claims {len} bytes but the file has only {}; is it truncated?",
+                bytes.len()
+            ),
+        ));
+    }
     let mut rest = &bytes[..];
     let header = Header::from_reader(&mut rest).map_err(|e| {
         npy_err(
@@ -213,6 +242,19 @@ mod tests {
                 .to_string()
                 .contains("truncated")
         );
+    }
+
+    #[test]
+    fn huge_claimed_header_length_is_refused_before_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "x.npy", &Array2::<f32>::zeros((1, 1)));
+        let mut bytes = std::fs::read(&p).unwrap();
+        // Version 2 (a 4-byte header length), claiming about 660 MB.
+        bytes[6] = 2;
+        bytes.splice(8..10, 662_372_470u32.to_le_bytes());
+        std::fs::write(&p, &bytes).unwrap();
+        let err = read_features(&p).unwrap_err().to_string();
+        assert!(err.contains("header claims 662372470 bytes"), "{err}");
     }
 
     #[test]
