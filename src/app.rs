@@ -124,7 +124,7 @@ pub fn run(opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport, AppE
     let t = Instant::now();
     let data = Dataset::load(&spec.data)?;
     info!(
-        "loaded data in {:.1}s: {} train, {} val, {} test examples of dimension {}",
+        "loaded data in {:.2}s: {} train, {} val, {} test examples of dimension {}",
         t.elapsed().as_secs_f64(),
         data.train.len(),
         data.val.len(),

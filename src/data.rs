@@ -3,8 +3,10 @@
 //!
 //! Raw pixels are read once, scaled by 1/255 (uint8 input only), standardised per feature
 //! with the training split's mean and standard deviation, and held as one `f32` matrix per
-//! split (examples in rows, so each image is contiguous). Every run borrows the same
-//! [`Dataset`]; nothing is copied per run.
+//! split (examples in rows, so each image is contiguous); on CPUs with AVX-512, the
+//! training and validation pixels are kept once more, as bytes in blocks of 16 examples,
+//! for the evaluation of few runs ([`crate::kernel::Blocked`]). Every run borrows the
+//! same [`Dataset`]; nothing is copied per run.
 
 use std::fs;
 use std::io::{self, Read};
@@ -14,7 +16,7 @@ use ndarray::{Array1, Array2, Axis, Zip, s};
 use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::kernel::{Pages, padded_zeros};
+use crate::kernel::{self, Blocked, Pages, padded_zeros};
 
 /// Bytes per CIFAR-10 binary record: one label byte and 32 x 32 x 3 pixels.
 pub const CIFAR10_RECORD: usize = 1 + CIFAR10_DIM;
@@ -332,9 +334,19 @@ pub struct DataSpec {
 pub struct Split {
     pub x: Array2<f32>,
     pub y: Vec<u8>,
+    /// The same values again, as pixels in blocks for the f32 evaluation of few models
+    /// ([`Blocked`]): the training and validation splits of uint8 data on CPUs where it
+    /// pays.
+    blocked: Option<Blocked>,
 }
 
 impl Split {
+    /// The split's pixels in blocks, if they are kept ([`Split::blocked`]'s values are
+    /// bit for bit those of `x`).
+    pub fn blocked(&self) -> Option<&Blocked> {
+        self.blocked.as_ref()
+    }
+
     pub fn len(&self) -> usize {
         self.y.len()
     }
@@ -423,8 +435,12 @@ impl Dataset {
     /// Scales uint8 pixels by 1/255 and standardises every split with the training
     /// split's per-feature mean and (population) standard deviation, as the lab does.
     ///
-    /// Statistics and the standardisation are computed in f64 and rounded to f32 once.
-    /// A feature that is constant over the training split keeps a divisor of 1.
+    /// The statistics are computed in f64. Pixels become `fma(pixel, scale, shift)` in
+    /// f32, with `scale = (1/255)/std` and `shift = -mean/std` rounded to f32
+    /// ([`pixel_standardisation`]): within about one f32 rounding of the exact value, and
+    /// a step the blocked evaluation can repeat exactly. Other values are standardised in
+    /// f64 and rounded to f32 once. A feature that is constant over the training split
+    /// keeps a divisor of 1.
     pub fn preprocess(train: RawSplit, val: RawSplit, test: Option<RawSplit>) -> Dataset {
         let dim = train.x.ncols();
         let n = train.x.nrows() as f64;
@@ -465,29 +481,63 @@ impl Dataset {
             let s = (v / n).sqrt();
             if s > 0.0 { s } else { 1.0 }
         });
-        let apply = |raw: RawSplit| -> Split {
+        let (mean_s, std_s) = (
+            mean.as_slice().expect("contiguous"),
+            std.as_slice().expect("contiguous"),
+        );
+        // Pixels are standardised by one f32 fused multiply-add per value, which the
+        // blocked evaluation repeats on the pixels it reads; other values in f64.
+        let apply = |raw: RawSplit, evaluated: bool| -> Split {
             let k = scale(&raw);
             let mut x = raw.x;
-            let (mean, std) = (
-                mean.as_slice().expect("contiguous"),
-                std.as_slice().expect("contiguous"),
-            );
+            if !raw.from_bytes {
+                Zip::from(x.rows_mut()).par_for_each(|mut row| {
+                    let row = row.as_slice_mut().expect("a row's features are contiguous");
+                    for ((v, &m), &s) in row.iter_mut().zip(mean_s).zip(std_s) {
+                        *v = ((f64::from(*v) * k - m) / s) as f32;
+                    }
+                });
+                return Split {
+                    x,
+                    y: raw.y,
+                    blocked: None,
+                };
+            }
+            let (factor, shift) = pixel_standardisation(mean_s, std_s, k);
+            let blocked = (evaluated && kernel::blocked_fast())
+                .then(|| Blocked::new(x.view(), &factor, &shift));
             Zip::from(x.rows_mut()).par_for_each(|mut row| {
                 let row = row.as_slice_mut().expect("a row's features are contiguous");
-                for ((v, &m), &s) in row.iter_mut().zip(mean).zip(std) {
-                    *v = ((f64::from(*v) * k - m) / s) as f32;
-                }
+                kernel::standardise(row, &factor, &shift);
             });
-            Split { x, y: raw.y }
+            Split {
+                x,
+                y: raw.y,
+                blocked,
+            }
         };
         Dataset {
-            train: apply(train),
-            val: apply(val),
-            test: test.map(apply),
+            train: apply(train, true),
+            val: apply(val, true),
+            // Scored once, at the end: not worth the memory.
+            test: test.map(|t| apply(t, false)),
             mean,
             std,
         }
     }
+}
+
+/// The f32 factor and shift that standardise feature `k`'s pixels, `x = fma(pixel,
+/// factor[k], shift[k])`, for pixels scaled by `pixel_scale` and the training split's
+/// `mean` and `std`.
+pub fn pixel_standardisation(mean: &[f64], std: &[f64], pixel_scale: f64) -> (Vec<f32>, Vec<f32>) {
+    let factor = std.iter().map(|&s| (pixel_scale / s) as f32).collect();
+    let shift = mean
+        .iter()
+        .zip(std)
+        .map(|(&m, &s)| (-m / s) as f32)
+        .collect();
+    (factor, shift)
 }
 
 /// Reads `path` fully, at most `limit` bytes (guards against huge claimed sizes).
@@ -611,6 +661,43 @@ mod tests {
         assert!(err.to_string().contains("record 1"), "{err}");
     }
 
+    /// Pixels: one f32 fused multiply-add each, and the blocked copy (training and
+    /// validation splits, where the CPU has AVX-512) holds the same values.
+    #[test]
+    fn standardises_pixels_by_one_rounding() {
+        let raw = |n: usize, seed: usize| RawSplit {
+            x: Array2::from_shape_fn((n, 7), |(i, k)| ((i * 31 + k * 17 + seed) % 256) as f32),
+            y: vec![0; n],
+            from_bytes: true,
+        };
+        let (train, val, test) = (raw(40, 0), raw(21, 5), raw(3, 9));
+        let pixels = [train.x.clone(), val.x.clone(), test.x.clone()];
+        let d = Dataset::preprocess(train, val, Some(test));
+        let (factor, shift) = pixel_standardisation(
+            d.mean.as_slice().unwrap(),
+            d.std.as_slice().unwrap(),
+            1.0 / 255.0,
+        );
+        let splits = [&d.train, &d.val, d.test.as_ref().unwrap()];
+        for (split, raw) in splits.iter().zip(&pixels) {
+            for ((i, k), &p) in raw.indexed_iter() {
+                let want = p.mul_add(factor[k], shift[k]);
+                assert_eq!(split.x[[i, k]].to_bits(), want.to_bits());
+                let exact = (f64::from(p) / 255.0 - d.mean[k]) / d.std[k];
+                assert!((f64::from(want) - exact).abs() < 1e-6 * exact.abs().max(1.0));
+                if let Some(b) = split.blocked() {
+                    assert_eq!(b.value(i, k).to_bits(), want.to_bits());
+                }
+            }
+        }
+        assert_eq!(d.train.blocked().is_some(), kernel::blocked_fast());
+        assert_eq!(d.val.blocked().is_some(), kernel::blocked_fast());
+        assert!(
+            d.test.as_ref().unwrap().blocked().is_none(),
+            "scored once: not kept"
+        );
+    }
+
     #[test]
     fn standardises_with_training_statistics() {
         let raw = |rows: &[[f32; 2]]| RawSplit {
@@ -633,6 +720,7 @@ mod tests {
         let split = |seed: f32, n: usize| Split {
             x: Array2::from_shape_fn((n, 5), |(i, j)| seed + (i * 5 + j) as f32),
             y: (0..n).map(|i| (i % NUM_CLASSES) as u8).collect(),
+            blocked: None,
         };
         let base = || Dataset {
             train: split(0.5, 4),

@@ -39,6 +39,9 @@
 //! on the machine's vector width or register count either.
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+
+mod blocked;
+pub use blocked::{BLOCK, Blocked, blocked_fast, blocked_pays, dot_nt_blocked};
 use num_traits::Float;
 
 /// A float type the kernels handle: f32 or f64.
@@ -136,6 +139,31 @@ pub fn advise_huge_pages<T>(v: &[T]) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = v;
+}
+
+/// `row[k] = fma(row[k], factor[k], shift[k])` in f32, one rounding per value (the
+/// pixel standardisation; vectorised where the CPU has FMA, with the same bits).
+///
+/// Panics if the lengths differ.
+pub fn standardise(row: &mut [f32], factor: &[f32], shift: &[f32]) {
+    assert!(
+        row.len() == factor.len() && row.len() == shift.len(),
+        "standardise: lengths differ"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if avx::has_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        unsafe { avx::standardise(row, factor, shift) };
+        return;
+    }
+    standardise_body(row, factor, shift);
+}
+
+#[inline(always)]
+fn standardise_body(row: &mut [f32], factor: &[f32], shift: &[f32]) {
+    for ((v, &a), &c) in row.iter_mut().zip(factor).zip(shift) {
+        *v = v.mul_add(a, c);
+    }
 }
 
 /// Adds the lanes of `dot_nt` partial sums by halves: `l[i] += l[i + h]` for
@@ -738,6 +766,11 @@ mod avx {
 
     pub(super) fn has_avx2() -> bool {
         is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn standardise(row: &mut [f32], factor: &[f32], shift: &[f32]) {
+        super::standardise_body(row, factor, shift);
     }
 
     pub(super) fn has_avx512vl() -> bool {
@@ -1493,6 +1526,25 @@ mod avx {
 mod tests {
     use super::*;
     use ndarray::{Array2, s};
+
+    /// The vectorised standardisation rounds once per value, like the scalar `mul_add`.
+    #[test]
+    fn standardise_is_one_fused_multiply_add_per_value() {
+        let r = random(3, 1000, 5);
+        let (v, a, c) = (r.row(0), r.row(1), r.row(2));
+        let pixels: Vec<f32> = v
+            .iter()
+            .map(|x| ((x + 1.0) * 127.5).round() as f32)
+            .collect();
+        let factor: Vec<f32> = a.iter().map(|x| (0.01 + x.abs() * 0.02) as f32).collect();
+        let shift: Vec<f32> = c.iter().map(|&x| x as f32).collect();
+        let mut got = pixels.clone();
+        standardise(&mut got, &factor, &shift);
+        for k in 0..pixels.len() {
+            let want = pixels[k].mul_add(factor[k], shift[k]);
+            assert_eq!(got[k].to_bits(), want.to_bits(), "value {k}");
+        }
+    }
 
     fn random(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
         let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
