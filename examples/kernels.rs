@@ -1,9 +1,10 @@
 //! Times `sweep::kernel` on the training shapes, single-threaded, and prints GFLOP/s:
 //! forward (M x 3072 x 100), backward (M x 100 x 3072) and evaluation (M x 3072 x 10000)
 //! against ndarray's `general_mat_mul` (matrixmultiply); the packed product
-//! (`dot_nt_packed`, packing included) against `dot_nt`; and the backward and forward
-//! products on one batch kept in cache against shuffled batches read in place, as in
-//! training.
+//! (`dot_nt_packed`, packing included) against `dot_nt`, and on one chunk kept in cache
+//! (what it would do without waiting on memory); the f32 evaluation from pixels in blocks
+//! (`dot_nt_blocked`) against the packed one; and the backward and forward products on
+//! one batch kept in cache against shuffled batches read in place, as in training.
 //!
 //!     cargo run --release --example kernels [-- f64]
 //!
@@ -174,7 +175,6 @@ fn run<T: Scalar + ndarray::LinalgScalar>(name: &str, cast: impl Fn(f64) -> T + 
                 let packed = Packed::new(w32.view());
                 for c in 0..n.div_ceil(512) {
                     let r = c * 512..((c + 1) * 512).min(n);
-                    ev32.fill(0.0);
                     sweep::kernel::dot_nt_blocked(
                         &packed,
                         &blocked,

@@ -11,6 +11,7 @@
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use ndarray::{Array1, Array2, Axis, Zip, s};
 use rayon::prelude::*;
@@ -334,17 +335,24 @@ pub struct DataSpec {
 pub struct Split {
     pub x: Array2<f32>,
     pub y: Vec<u8>,
-    /// The same values again, as pixels in blocks for the f32 evaluation of few models
-    /// ([`Blocked`]): the training and validation splits of uint8 data on CPUs where it
-    /// pays.
-    blocked: Option<Blocked>,
+    /// For the training and validation splits of uint8 data, on CPUs where the blocked
+    /// evaluation is fast: the pixels' standardisation (factor, shift), from which
+    /// [`Split::blocked`] makes its copy.
+    pixel_std: Option<(Vec<f32>, Vec<f32>)>,
+    blocked: OnceLock<Option<Blocked>>,
 }
 
 impl Split {
-    /// The split's pixels in blocks, if they are kept ([`Split::blocked`]'s values are
-    /// bit for bit those of `x`).
+    /// The split's pixels in blocks for the f32 evaluation of few models ([`Blocked`]),
+    /// the same values as `x` bit for bit; made from `x` the first time it is asked for
+    /// (only runs scored alone or in pairs use it, so sweeps of many runs never spend the
+    /// memory). `None` for other splits, or if some value of `x` is not a standardised
+    /// pixel.
     pub fn blocked(&self) -> Option<&Blocked> {
-        self.blocked.as_ref()
+        let (factor, shift) = self.pixel_std.as_ref()?;
+        self.blocked
+            .get_or_init(|| Blocked::from_standardised(self.x.view(), factor, shift))
+            .as_ref()
     }
 
     pub fn len(&self) -> usize {
@@ -500,12 +508,11 @@ impl Dataset {
                 return Split {
                     x,
                     y: raw.y,
-                    blocked: None,
+                    pixel_std: None,
+                    blocked: OnceLock::new(),
                 };
             }
             let (factor, shift) = pixel_standardisation(mean_s, std_s, k);
-            let blocked = (evaluated && kernel::blocked_fast())
-                .then(|| Blocked::new(x.view(), &factor, &shift));
             Zip::from(x.rows_mut()).par_for_each(|mut row| {
                 let row = row.as_slice_mut().expect("a row's features are contiguous");
                 kernel::standardise(row, &factor, &shift);
@@ -513,7 +520,8 @@ impl Dataset {
             Split {
                 x,
                 y: raw.y,
-                blocked,
+                pixel_std: (evaluated && kernel::blocked_fast()).then_some((factor, shift)),
+                blocked: OnceLock::new(),
             }
         };
         Dataset {
@@ -720,7 +728,8 @@ mod tests {
         let split = |seed: f32, n: usize| Split {
             x: Array2::from_shape_fn((n, 5), |(i, j)| seed + (i * 5 + j) as f32),
             y: (0..n).map(|i| (i % NUM_CLASSES) as u8).collect(),
-            blocked: None,
+            pixel_std: None,
+            blocked: OnceLock::new(),
         };
         let base = || Dataset {
             train: split(0.5, 4),

@@ -22,7 +22,7 @@ use std::time::Instant;
 use crate::artifacts::{ArtifactError, RunResult, RunStatus, SweepDir};
 use crate::data::Dataset;
 use crate::data::NUM_CLASSES;
-use crate::model::{ChunkSums, Fitted, GroupTrainer, Real, Scores, Snapshot};
+use crate::model::{self, ChunkSums, Fitted, GroupTrainer, Real, Scores, Snapshot};
 use crate::plan::{Plan, RunSpec};
 use crate::spec::Precision;
 
@@ -289,6 +289,8 @@ impl Context<'_> {
                 Err(msg) => self.settle::<T>(unit, Err(msg), seconds(), out),
             }
         }
+        let rows = active.iter().map(|(_, g)| g.runs()).sum::<usize>() * NUM_CLASSES;
+        model::prepare_scoring::<T>(self.data, rows);
         while !active.is_empty() {
             let snapshot = Snapshot::take(&active.iter().map(|(_, g)| g).collect::<Vec<_>>());
             let (scored, trained) = {

@@ -24,8 +24,8 @@ use rayon::prelude::*;
 
 use crate::data::{Dataset, NUM_CLASSES, Split};
 use crate::kernel::{
-    BLOCK, Blocked, Chain, Packed, Pages, Scalar, blocked_pays, dot_nt, dot_nt_blocked,
-    dot_nt_packed, padded_zeros, par_acc_nn_rows, par_dot_nt_rows,
+    BLOCK, Chain, Packed, Pages, Scalar, blocked_pays, dot_nt, dot_nt_blocked, dot_nt_packed,
+    padded_zeros, par_acc_nn_rows, par_dot_nt_rows,
 };
 use crate::rng::{self, Stream};
 
@@ -54,15 +54,19 @@ pub trait Real:
     /// about as fast with 40 rows and half as fast with 10, so f64 keeps `dot_nt`.
     /// Each type always uses the same product, so results never depend on the group.
     const PACKED_EVAL: bool;
-    /// Scores examples `range` of a split from its pixels in blocks into `out`, if that
-    /// is the faster way for `packed`'s rows (f32 only, see [`blocked_pays`]): the same
-    /// bits as [`dot_nt_packed`] on the split's rows. Returns whether it did.
+    /// Scores examples `range` of `split` from its pixels in blocks into `out`, if that
+    /// is the faster way for `packed`'s rows (f32 only, see [`blocked_pays`]) and the
+    /// split has them ([`Split::blocked`]): the same bits as [`dot_nt_packed`] on the
+    /// split's rows. Returns whether it did.
     fn score_blocked(
         packed: &Packed<Self>,
-        blocked: &Blocked,
+        split: &Split,
         range: Range<usize>,
         out: ArrayViewMut2<Self>,
     ) -> bool;
+    /// Whether scoring `rows` rows of W reads a split's pixels in blocks (see
+    /// [`Real::score_blocked`]).
+    fn scores_blocked(rows: usize) -> bool;
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
     /// `e^self` by [`crate::exp`]: vectorisable, and the same bits on every machine.
@@ -74,15 +78,22 @@ impl Real for f32 {
     const PACKED_EVAL: bool = true;
     fn score_blocked(
         packed: &Packed<f32>,
-        blocked: &Blocked,
+        split: &Split,
         range: Range<usize>,
         out: ArrayViewMut2<f32>,
     ) -> bool {
-        if !blocked_pays(packed.nrows()) {
+        // The rows first: asking for the blocks makes them.
+        let Some(blocked) = Self::scores_blocked(packed.nrows())
+            .then(|| split.blocked())
+            .flatten()
+        else {
             return false;
-        }
+        };
         dot_nt_blocked(packed, blocked, range, out);
         true
+    }
+    fn scores_blocked(rows: usize) -> bool {
+        blocked_pays(rows)
     }
     fn from_f64(v: f64) -> Self {
         v as f32
@@ -99,7 +110,10 @@ impl Real for f32 {
 impl Real for f64 {
     const NAME: &'static str = "f64";
     const PACKED_EVAL: bool = false;
-    fn score_blocked(_: &Packed<f64>, _: &Blocked, _: Range<usize>, _: ArrayViewMut2<f64>) -> bool {
+    fn score_blocked(_: &Packed<f64>, _: &Split, _: Range<usize>, _: ArrayViewMut2<f64>) -> bool {
+        false
+    }
+    fn scores_blocked(_: usize) -> bool {
         false
     }
     fn from_f64(v: f64) -> Self {
@@ -366,10 +380,7 @@ fn eval_chunk<T: Real>(
         sum,
     } = sc;
     let out = scores.slice_mut(s![.., ..nc]);
-    let blocked = match (packed, split.blocked()) {
-        (Some(p), Some(blocked)) => T::score_blocked(p, blocked, range.clone(), out),
-        _ => false,
-    };
+    let blocked = packed.is_some_and(|p| T::score_blocked(p, split, range.clone(), out));
     if !blocked {
         let (xc, out) = (split.x.slice(s![range, ..]), scores.slice_mut(s![.., ..nc]));
         match packed {
@@ -1032,6 +1043,16 @@ impl<T: Real> Snapshot<T> {
             }
             run0 += runs;
         }
+    }
+}
+
+/// Makes, on two threads at once, what scoring `rows` stacked rows of W on `data` will
+/// read: a split's pixels in blocks when it scores so few rows ([`Split::blocked`]);
+/// else nothing. Otherwise the first evaluation would make them, one split at a time,
+/// while the other thread waits for them.
+pub fn prepare_scoring<T: Real>(data: &Dataset, rows: usize) {
+    if T::scores_blocked(rows) {
+        rayon::join(|| data.train.blocked(), || data.val.blocked());
     }
 }
 

@@ -80,6 +80,50 @@ impl Blocked {
         }
     }
 
+    /// The blocks of a split already standardised, `x = fma(pixel, scale[k], shift[k])`
+    /// ([`super::standardise`]): each pixel is recovered from its value and checked to
+    /// give it again, bit for bit. `None` if some value is not such a pixel's.
+    pub fn from_standardised(x: ArrayView2<f32>, scale: &[f32], shift: &[f32]) -> Option<Blocked> {
+        let (rows, cols) = x.dim();
+        assert!(
+            scale.len() == cols && shift.len() == cols,
+            "one scale and shift per feature"
+        );
+        // The estimate only has to land within 0.5 of the pixel: the check below is exact.
+        let inverse: Vec<f32> = scale.iter().map(|&a| 1.0 / a).collect();
+        let mut data = vec![0u8; rows.div_ceil(BLOCK) * BLOCK * cols];
+        let (mut pixels, mut again) = (vec![0u8; cols], vec![0.0f32; cols]);
+        for (i, row) in x.rows().into_iter().enumerate() {
+            let row = row.to_slice().expect("rows are contiguous");
+            for (((p, &v), &c), &inv) in pixels.iter_mut().zip(row).zip(shift).zip(&inverse) {
+                // `as` saturates (and takes NaN to 0); adding 0.5 rounds to nearest.
+                *p = ((v - c) * inv + 0.5) as u8;
+            }
+            for (v, &p) in again.iter_mut().zip(&pixels) {
+                *v = f32::from(p);
+            }
+            super::standardise(&mut again, scale, shift);
+            if again
+                .iter()
+                .zip(row)
+                .any(|(a, b)| a.to_bits() != b.to_bits())
+            {
+                return None;
+            }
+            let block = &mut data[(i / BLOCK) * BLOCK * cols..][..BLOCK * cols];
+            for (k, &p) in pixels.iter().enumerate() {
+                block[k * BLOCK + i % BLOCK] = p;
+            }
+        }
+        Some(Blocked {
+            data,
+            rows,
+            cols,
+            scale: scale.to_vec(),
+            shift: shift.to_vec(),
+        })
+    }
+
     pub fn nrows(&self) -> usize {
         self.rows
     }
@@ -375,6 +419,21 @@ mod tests {
         for ((i, k), &v) in p.indexed_iter() {
             assert_eq!(b.value(i, k), v.mul_add(scale[k], shift[k]), "({i}, {k})");
         }
+    }
+
+    #[test]
+    fn recovers_the_pixels_of_standardised_values() {
+        let p = pixels(37, 9);
+        let (scale, shift) = standardisation(9);
+        let mut x = p.clone();
+        x.rows_mut().into_iter().for_each(|mut r| {
+            crate::kernel::standardise(r.as_slice_mut().unwrap(), &scale, &shift)
+        });
+        let b = Blocked::from_standardised(x.view(), &scale, &shift).expect("pixels");
+        assert_eq!(b.data, Blocked::new(p.view(), &scale, &shift).data);
+        // One value off by its last bit is no standardised pixel.
+        x[[30, 4]] = f32::from_bits(x[[30, 4]].to_bits() ^ 1);
+        assert!(Blocked::from_standardised(x.view(), &scale, &shift).is_none());
     }
 
     #[test]
