@@ -66,7 +66,7 @@ pub trait Real:
     ) -> bool;
     /// Whether scoring `rows` rows of W reads a split's pixels in blocks (see
     /// [`Real::score_blocked`]).
-    fn scores_blocked(rows: usize) -> bool;
+    fn reads_blocks(rows: usize) -> bool;
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
     /// `e^self` by [`crate::exp`]: vectorisable, and the same bits on every machine.
@@ -83,7 +83,7 @@ impl Real for f32 {
         out: ArrayViewMut2<f32>,
     ) -> bool {
         // The rows first: asking for the blocks makes them.
-        let Some(blocked) = Self::scores_blocked(packed.nrows())
+        let Some(blocked) = Self::reads_blocks(packed.nrows())
             .then(|| split.blocked())
             .flatten()
         else {
@@ -92,7 +92,7 @@ impl Real for f32 {
         dot_nt_blocked(packed, blocked, range, out);
         true
     }
-    fn scores_blocked(rows: usize) -> bool {
+    fn reads_blocks(rows: usize) -> bool {
         blocked_pays(rows)
     }
     fn from_f64(v: f64) -> Self {
@@ -113,7 +113,7 @@ impl Real for f64 {
     fn score_blocked(_: &Packed<f64>, _: &Split, _: Range<usize>, _: ArrayViewMut2<f64>) -> bool {
         false
     }
-    fn scores_blocked(_: usize) -> bool {
+    fn reads_blocks(_: usize) -> bool {
         false
     }
     fn from_f64(v: f64) -> Self {
@@ -1051,7 +1051,7 @@ impl<T: Real> Snapshot<T> {
 /// else nothing. Otherwise the first evaluation would make them, one split at a time,
 /// while the other thread waits for them.
 pub fn prepare_scoring<T: Real>(data: &Dataset, rows: usize) {
-    if T::scores_blocked(rows) {
+    if T::reads_blocks(rows) {
         rayon::join(|| data.train.blocked(), || data.val.blocked());
     }
 }
