@@ -26,13 +26,23 @@ pub const BLOCK: usize = 16;
 /// A split's pixels for [`dot_nt_blocked`]: blocks of [`BLOCK`] examples, each block
 /// feature-major (the block's 16 pixels of feature 0, then of feature 1, ...), the last
 /// block padded with zero pixels; and the per-feature standardisation.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Blocked {
     data: Vec<u8>,
     rows: usize,
     cols: usize,
     scale: Vec<f32>,
     shift: Vec<f32>,
+}
+
+/// Shape only: the bytes are the split's pixels, too many to print.
+impl std::fmt::Debug for Blocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blocked")
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Blocked {
@@ -408,6 +418,13 @@ mod tests {
             ![16, 24, 30, 40].iter().any(|m| pays.contains(m)),
             "{pays:?}"
         );
+    }
+
+    #[test]
+    fn debug_prints_the_shape_not_the_pixels() {
+        let (scale, shift) = standardisation(9);
+        let b = Blocked::new(pixels(37, 9).view(), &scale, &shift);
+        assert_eq!(format!("{b:?}"), "Blocked { rows: 37, cols: 9, .. }");
     }
 
     #[test]
