@@ -47,47 +47,21 @@ impl std::fmt::Debug for Blocked {
 
 impl Blocked {
     /// Lays out `pixels` (one example per row; every value a whole number in 0..=255) with
-    /// the standardisation `x = fma(pixel, scale[k], shift[k])`.
+    /// the standardisation `x = fma(pixel, scale[k], shift[k])`: standardises a copy and
+    /// takes it through [`Blocked::from_standardised`].
     ///
     /// Panics if a value is not a pixel or the lengths disagree.
     pub fn new(pixels: ArrayView2<f32>, scale: &[f32], shift: &[f32]) -> Blocked {
-        use rayon::prelude::*;
-        let (rows, cols) = pixels.dim();
-        assert!(
-            scale.len() == cols && shift.len() == cols,
-            "one scale and shift per feature"
-        );
-        let mut data = vec![0u8; rows.div_ceil(BLOCK) * BLOCK * cols];
-        if cols > 0 {
-            data.par_chunks_mut(BLOCK * cols)
-                .enumerate()
-                .for_each(|(b, block)| {
-                    let first = b * BLOCK;
-                    let rows: Vec<&[f32]> = (first..rows.min(first + BLOCK))
-                        .map(|i| pixels.row(i).to_slice().expect("rows are contiguous"))
-                        .collect();
-                    let mut bad = false;
-                    for (k, out) in block.chunks_exact_mut(BLOCK).enumerate() {
-                        for (o, row) in out.iter_mut().zip(&rows) {
-                            let v = row[k];
-                            *o = v as u8;
-                            bad |= f32::from(*o) != v;
-                        }
-                    }
-                    assert!(
-                        !bad,
-                        "not a pixel in examples {first}..{}",
-                        first + rows.len()
-                    );
-                });
+        assert_eq!(scale.len(), pixels.ncols(), "one scale per feature");
+        let mut x = pixels.to_owned();
+        for mut row in x.rows_mut() {
+            let row = row
+                .as_slice_mut()
+                .expect("an owned array's rows are contiguous");
+            super::standardise(row, scale, shift);
         }
-        Blocked {
-            data,
-            rows,
-            cols,
-            scale: scale.to_vec(),
-            shift: shift.to_vec(),
-        }
+        Blocked::from_standardised(x.view(), scale, shift)
+            .expect("not a pixel: a value of `pixels`")
     }
 
     /// The blocks of a split already standardised, `x = fma(pixel, scale[k], shift[k])`
@@ -132,14 +106,6 @@ impl Blocked {
             scale: scale.to_vec(),
             shift: shift.to_vec(),
         })
-    }
-
-    pub fn nrows(&self) -> usize {
-        self.rows
-    }
-
-    pub fn ncols(&self) -> usize {
-        self.cols
     }
 
     /// The standardised value of example `i`, feature `k`.
@@ -447,7 +413,13 @@ mod tests {
             crate::kernel::standardise(r.as_slice_mut().unwrap(), &scale, &shift)
         });
         let b = Blocked::from_standardised(x.view(), &scale, &shift).expect("pixels");
-        assert_eq!(b.data, Blocked::new(p.view(), &scale, &shift).data);
+        for ((i, k), &v) in x.indexed_iter() {
+            assert_eq!(b.value(i, k).to_bits(), v.to_bits(), "({i}, {k})");
+            assert_eq!(
+                f32::from(b.data[(i / BLOCK) * BLOCK * 9 + k * BLOCK + i % BLOCK]),
+                p[[i, k]]
+            );
+        }
         // One value off by its last bit is no standardised pixel.
         x[[30, 4]] = f32::from_bits(x[[30, 4]].to_bits() ^ 1);
         assert!(Blocked::from_standardised(x.view(), &scale, &shift).is_none());
