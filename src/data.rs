@@ -755,19 +755,11 @@ mod tests {
         assert_ne!(d.fingerprint(), key, "splits swapped");
     }
 
-    fn shared_data() -> Option<PathBuf> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cifar-10-batches-bin");
-        if dir.join("data_batch_1.bin").exists() {
-            Some(dir)
-        } else {
-            eprintln!("skipped: real CIFAR-10 not found at {}", dir.display());
-            None
-        }
-    }
-
     #[test]
     fn loader_matches_the_published_facts() {
-        let Some(dir) = shared_data() else { return };
+        let Some(dir) = crate::testing::shared_cifar10() else {
+            return;
+        };
         let counts = |y: &[u8]| {
             let mut c = [0usize; 10];
             y.iter().for_each(|&l| c[usize::from(l)] += 1);
@@ -806,7 +798,9 @@ mod tests {
         let s = read_cifar10_bin(&sample.join("data_batch_1.bin"), Pages::Small).unwrap();
         assert_eq!(s.y.len(), 1000);
         assert_eq!(s.y[0], 6);
-        let Some(dir) = shared_data() else { return };
+        let Some(dir) = crate::testing::shared_cifar10() else {
+            return;
+        };
         let full = read_cifar10_bin(&dir.join("data_batch_1.bin"), Pages::Small).unwrap();
         assert_eq!(full.x.slice(s![..1000, ..]), s.x);
     }

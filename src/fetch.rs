@@ -832,31 +832,27 @@ mod tests {
 
     #[test]
     fn official_manifest_matches_the_shared_real_files() {
-        // shared/data holds three of the six official files; where present
-        // they must pass, which checks the sizes and md5s typed above.
-        let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-        let Ok(report) = verify(&shared, &Manifest::cifar10_official()) else {
-            panic!(
-                "{} is missing; it holds the real CIFAR-10 files",
-                shared.display()
-            );
+        // Every official file present in shared/data must verify (which checks the sizes
+        // and md5s typed above), and the ones the tests read must be there.
+        let Some(shared) = crate::testing::shared_cifar10() else {
+            return;
         };
+        let report = verify(&shared, &Manifest::cifar10_official()).unwrap();
+        assert_eq!(report.wrong().count(), 0, "{report}");
         let ok: Vec<&str> = report
             .files
             .iter()
             .filter(|f| f.status == FileStatus::Ok)
             .map(|f| f.name.as_str())
             .collect();
-        assert_eq!(
-            ok,
-            [
-                "data_batch_1.bin",
-                "data_batch_2.bin",
-                "test_batch.bin",
-                "batches.meta.txt"
-            ]
-        );
-        assert_eq!(report.wrong().count(), 0, "{report}");
+        for needed in [
+            "data_batch_1.bin",
+            "data_batch_2.bin",
+            "test_batch.bin",
+            "batches.meta.txt",
+        ] {
+            assert!(ok.contains(&needed), "{needed} does not verify: {report}");
+        }
     }
 
     #[test]

@@ -26,3 +26,5 @@ pub mod shard;
 pub mod slurm;
 pub mod spec;
 pub mod summary;
+#[cfg(test)]
+pub(crate) mod testing;

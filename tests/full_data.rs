@@ -2,21 +2,10 @@
 //! these tests print why they skip): the lab's study through the real binary
 //! reproduces the published test accuracies, and the gradient check on real data agrees.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn shared_data() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cifar-10-batches-bin");
-    if dir.join("data_batch_1.bin").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: the real CIFAR-10 files are not at {}",
-            dir.display()
-        );
-        None
-    }
-}
+use std::path::Path;
+use std::process::Command;
 
 fn column(csv: &str, name: &str) -> Vec<String> {
     let mut lines = csv.lines();
@@ -35,7 +24,9 @@ fn column(csv: &str, name: &str) -> Vec<String> {
 /// 28, 39, 39 and 37.5 percent; the first setting (eta = 0.1) is noisy.
 #[test]
 fn report_sweep_reproduces_the_labs_accuracies() {
-    let Some(data) = shared_data() else { return };
+    let Some(data) = common::shared_cifar10() else {
+        return;
+    };
     let out = tempfile::tempdir().unwrap();
     let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/report.toml");
     let status = Command::new(env!("CARGO_BIN_EXE_sweep"))

@@ -22,6 +22,25 @@ pub const SAMPLE_TRAIN: usize = 1000;
 /// Bytes per CIFAR-10 binary record: one label byte and 32 x 32 x 3 pixels.
 pub const RECORD: usize = 1 + 3072;
 
+/// The real CIFAR-10 binary files in `../shared/data/cifar-10-batches-bin`, if present.
+///
+/// Absent on a developer's machine, the calling test prints why (past the harness's
+/// capture, so the line shows) and should return; under CI (`CI=true`), which has the
+/// files, their absence fails the test, so CI cannot skip it by accident.
+pub fn shared_cifar10() -> Option<PathBuf> {
+    use std::io::Write;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cifar-10-batches-bin");
+    if dir.join("data_batch_1.bin").is_file() {
+        return Some(dir);
+    }
+    let why = format!("the real CIFAR-10 files are not at {}", dir.display());
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why}, and CI=true requires them");
+    }
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
+    None
+}
+
 /// The real `sweep` binary, with logging at its default level and no colour, so stderr
 /// is plain text that tests can search.
 pub fn sweep() -> Command {
