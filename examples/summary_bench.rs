@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use ndarray::Array2;
 use ndarray_npy::WriteNpyExt;
-use sweep::summary::{SummaryOptions, TableFormat, summarize_sweep};
+use sweep::output::summary::{SummaryOptions, TableFormat, summarize_sweep};
 
 /// A small deterministic hash-based generator in [0, 1), so the folder is reproducible.
 fn noise(a: u64, b: u64) -> f64 {

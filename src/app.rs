@@ -8,14 +8,14 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
-use crate::artifacts::{ArtifactError, SweepDir};
 use crate::data::{DataError, Dataset};
+use crate::exec::shard::Shard;
 use crate::exec::{self, ExecOptions, Progress, RunOutcome, RunStats};
-use crate::gradcheck::{self, CheckError};
+use crate::output::artifacts::{ArtifactError, SweepDir};
+use crate::output::summary::{self, SummaryError, SummaryOptions};
 use crate::plan::{self, Plan, PlanError};
-use crate::shard::Shard;
 use crate::spec::{self, SpecError, ValidSpec};
-use crate::summary::{self, SummaryError, SummaryOptions};
+use crate::train::gradcheck::{self, CheckError};
 
 /// Everything `sweep run` needs.
 #[derive(Debug, Clone)]
@@ -82,7 +82,7 @@ pub fn plan_only(spec_path: &Path, data: Option<&Path>) -> Result<(ValidSpec, Pl
 pub fn shard_of(plan: &Plan, shard: Shard) -> Plan {
     let costs: Vec<u64> = plan.runs.iter().map(|r| r.params.epochs as u64).collect();
     Plan {
-        runs: crate::shard::select(&costs, shard)
+        runs: crate::exec::shard::select(&costs, shard)
             .into_iter()
             .map(|i| plan.runs[i].clone())
             .collect(),
@@ -244,12 +244,12 @@ pub fn run(opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport, AppE
     let stats = RunStats::from_outcomes(&outcomes);
     for o in &outcomes {
         match &o.result {
-            Ok(r) if r.status == crate::artifacts::RunStatus::Diverged => warn!(
+            Ok(r) if r.status == crate::output::artifacts::RunStatus::Diverged => warn!(
                 "run {} diverged at epoch {} (cost not finite); try a smaller eta",
                 o.run.id,
                 r.diverged_epoch.unwrap_or(0)
             ),
-            Ok(r) if r.status == crate::artifacts::RunStatus::Failed => {
+            Ok(r) if r.status == crate::output::artifacts::RunStatus::Failed => {
                 warn!(
                     "run {} failed: {}",
                     o.run.id,

@@ -66,7 +66,7 @@ pub enum DataCommand {
         #[arg(long, default_value = "data")]
         dir: PathBuf,
         /// Source archive (http, https or file://).
-        #[arg(long, env = sweep::fetch::URL_ENV, default_value = sweep::fetch::DEFAULT_URL)]
+        #[arg(long, env = sweep::data::fetch::URL_ENV, default_value = sweep::data::fetch::DEFAULT_URL)]
         url: String,
     },
     /// Check the CIFAR-10 files in DIR (or DIR/cifar-10-batches-bin) against the known
@@ -137,8 +137,8 @@ pub struct RunArgs {
     pub fail_fast: bool,
     /// Run only shard I of N (0-based) of the plan, e.g. 0/4; `slurm` reads it from
     /// the Slurm array task's environment.
-    #[arg(long, value_parser = clap::value_parser!(sweep::shard::ShardArg))]
-    pub shard: Option<sweep::shard::ShardArg>,
+    #[arg(long, value_parser = clap::value_parser!(sweep::exec::shard::ShardArg))]
+    pub shard: Option<sweep::exec::shard::ShardArg>,
     /// Skip writing summary.csv, figures and report.html at the end.
     #[arg(long)]
     pub no_summary: bool,
@@ -169,18 +169,18 @@ pub struct SummarizeArgs {
     pub no_figures: bool,
 }
 
-impl From<Format> for sweep::summary::TableFormat {
+impl From<Format> for sweep::output::summary::TableFormat {
     fn from(f: Format) -> Self {
         match f {
-            Format::Table => sweep::summary::TableFormat::Table,
-            Format::Csv => sweep::summary::TableFormat::Csv,
-            Format::Markdown => sweep::summary::TableFormat::Markdown,
+            Format::Table => sweep::output::summary::TableFormat::Table,
+            Format::Csv => sweep::output::summary::TableFormat::Csv,
+            Format::Markdown => sweep::output::summary::TableFormat::Markdown,
         }
     }
 }
 
 impl RunArgs {
-    pub fn into_options(self, shard: sweep::shard::Shard) -> sweep::app::RunOptions {
+    pub fn into_options(self, shard: sweep::exec::shard::Shard) -> sweep::app::RunOptions {
         sweep::app::RunOptions {
             shard,
             summarize: !self.no_summary,

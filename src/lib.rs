@@ -6,25 +6,15 @@
 //! The gradient check ([`gradcheck`]) verifies the model's analytic gradients.
 
 pub mod app;
-pub mod artifacts;
-pub mod cifar_python;
 pub mod data;
 pub mod error;
 pub mod exec;
-pub mod exp;
-pub mod fetch;
-pub mod figures;
-pub mod gradcheck;
 pub mod kernel;
-pub mod model;
-pub mod npy;
+pub mod output;
 pub mod plan;
 pub mod progress;
-pub mod report;
 pub mod rng;
-pub mod shard;
-pub mod slurm;
 pub mod spec;
-pub mod summary;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod train;

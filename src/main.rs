@@ -51,7 +51,7 @@ fn run(command: Command) -> anyhow::Result<i32> {
         Command::Run(args) => {
             let shard = match &args.shard {
                 Some(arg) => arg.resolve(|var| std::env::var(var).ok())?,
-                None => sweep::shard::Shard::WHOLE,
+                None => sweep::exec::shard::Shard::WHOLE,
             };
             if args.dry_run {
                 let (spec, plan) = sweep::app::plan_only(&args.spec, args.data.as_deref())?;
@@ -102,7 +102,7 @@ fn run(command: Command) -> anyhow::Result<i32> {
             })
         }
         Command::Summarize(args) => {
-            let opts = sweep::summary::SummaryOptions {
+            let opts = sweep::output::summary::SummaryOptions {
                 figures: !args.no_figures,
             };
             let many = sweep::app::summarize(&args.dir, &opts)?;
@@ -130,10 +130,10 @@ fn run(command: Command) -> anyhow::Result<i32> {
             dir,
             url,
         }) => {
-            let opts = sweep::fetch::FetchOptions {
+            let opts = sweep::data::fetch::FetchOptions {
                 url,
                 dir,
-                manifest: sweep::fetch::Manifest::cifar10_official(),
+                manifest: sweep::data::fetch::Manifest::cifar10_official(),
             };
             let bar = indicatif::ProgressBar::new(0);
             if std::io::stderr().is_terminal() {
@@ -146,7 +146,7 @@ fn run(command: Command) -> anyhow::Result<i32> {
             } else {
                 bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
             }
-            let result = sweep::fetch::fetch(&opts, &mut |done, total| {
+            let result = sweep::data::fetch::fetch(&opts, &mut |done, total| {
                 if let Some(t) = total {
                     bar.set_length(t);
                 }
@@ -159,7 +159,10 @@ fn run(command: Command) -> anyhow::Result<i32> {
             Ok(SUCCESS)
         }
         Command::Data(cli::DataCommand::Verify { dir }) => {
-            let report = sweep::fetch::verify(&dir, &sweep::fetch::Manifest::cifar10_official())?;
+            let report = sweep::data::fetch::verify(
+                &dir,
+                &sweep::data::fetch::Manifest::cifar10_official(),
+            )?;
             emit(&format!("{report}\n"))?;
             // Missing files are normal (a split may use only some batches); wrong ones are not.
             Ok(if report.wrong().count() == 0 {
@@ -170,7 +173,7 @@ fn run(command: Command) -> anyhow::Result<i32> {
         }
         Command::Slurm(args) => {
             let (spec, _plan) = sweep::app::plan_only(&args.spec, None)?;
-            let opts = sweep::slurm::SlurmOptions {
+            let opts = sweep::exec::slurm::SlurmOptions {
                 spec: args.spec,
                 out: args.out,
                 tasks: args.tasks.get(),
@@ -180,10 +183,10 @@ fn run(command: Command) -> anyhow::Result<i32> {
                 extra_args: args.sbatch_args,
                 sweep_bin: std::env::current_exe()?,
             };
-            let (array, summarize) = sweep::slurm::write_scripts(&opts, &spec.name)?;
+            let (array, summarize) = sweep::exec::slurm::write_scripts(&opts, &spec.name)?;
             tracing::info!("wrote {} and {}", array.display(), summarize.display());
             if args.submit {
-                let (a, s) = sweep::slurm::submit(&array, &summarize)?;
+                let (a, s) = sweep::exec::slurm::submit(&array, &summarize)?;
                 emit(&format!("{a}\n{s}\n"))?;
                 tracing::info!("submitted array job {a} and summary job {s} (afterany:{a})");
             } else {

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing::info;
 
-use crate::artifacts::RunStatus;
 use crate::exec::{Progress, RunOutcome};
+use crate::output::artifacts::RunStatus;
 use crate::plan::RunSpec;
 
 /// Reports progress of `total_runs` runs totalling `total_epochs` run-epochs.

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sweep::cifar_python::{self, IMAGE_BYTES, PickleError};
+use sweep::data::cifar_python::{self, IMAGE_BYTES, PickleError};
 
 const RECORDS: usize = 50;
 

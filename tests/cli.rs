@@ -427,7 +427,7 @@ fn runs_of_another_arithmetic_are_not_reused_and_force_retrains_them() {
     let runs = out.join("two").join("runs");
     let result = runs.join(&visible_names(&runs)[0]).join("result.json");
     let mut json: serde_json::Value = serde_json::from_slice(&fs::read(&result).unwrap()).unwrap();
-    assert_eq!(json["arithmetic"], sweep::model::ARITHMETIC);
+    assert_eq!(json["arithmetic"], sweep::train::ARITHMETIC);
     json.as_object_mut().unwrap().remove("arithmetic");
     fs::write(&result, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
     let visible = || {
@@ -447,7 +447,7 @@ fn runs_of_another_arithmetic_are_not_reused_and_force_retrains_them() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(2), "{refused:?}");
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    let expected = format!("revision 1, now {}", sweep::model::ARITHMETIC);
+    let expected = format!("revision 1, now {}", sweep::train::ARITHMETIC);
     assert!(
         stderr.contains(&expected) && stderr.contains("--force"),
         "{stderr}"
@@ -456,7 +456,7 @@ fn runs_of_another_arithmetic_are_not_reused_and_force_retrains_them() {
 
     run_ok(&spec, &out, &["--force"]);
     let json: serde_json::Value = serde_json::from_slice(&fs::read(&result).unwrap()).unwrap();
-    assert_eq!(json["arithmetic"], sweep::model::ARITHMETIC);
+    assert_eq!(json["arithmetic"], sweep::train::ARITHMETIC);
 }
 
 /// Four runs over two batch sizes, so fused groups and single runs both occur, and a tiny

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use md5::{Digest, Md5};
-use sweep::fetch::{self, FetchError, FetchOptions, FileStatus, Manifest, ManifestFile};
+use sweep::data::fetch::{self, FetchError, FetchOptions, FileStatus, Manifest, ManifestFile};
 
 const SAMPLE_FILES: [&str; 4] = [
     "data_batch_1.bin",

@@ -283,8 +283,8 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.npy");
         std::fs::write(&path, &bytes).unwrap();
-        let x = sweep::npy::read_features(&path);
-        let y = sweep::npy::read_labels(&path, 10);
+        let x = sweep::data::npy::read_features(&path);
+        let y = sweep::data::npy::read_labels(&path, 10);
         if huge.is_some() {
             prop_assert!(x.is_err() && y.is_err());
         }
@@ -317,7 +317,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data_batch_1");
         std::fs::write(&path, &bytes).unwrap();
-        if let Ok((x, y)) = sweep::cifar_python::read_batch(&path) {
+        if let Ok((x, y)) = sweep::data::cifar_python::read_batch(&path) {
             prop_assert_eq!(x.nrows(), y.len());
             prop_assert_eq!(x.ncols(), 3072);
             prop_assert!(y.iter().all(|&l| l < 10));

@@ -1,8 +1,8 @@
-//! The Slurm scripts against a real Slurm: submits what `sweep::slurm` writes
+//! The Slurm scripts against a real Slurm: submits what `sweep::exec::slurm` writes
 //! to the cluster named by `SLURM_CONF` (in CI, the single-node cluster that
 //! `.ci/slurm.sh` starts), with a stand-in for the `sweep` executable that
 //! records its arguments and its array task's `SLURM_ARRAY_TASK_*` variables.
-//! The test then resolves those variables with `sweep::shard::from_slurm_env`,
+//! The test then resolves those variables with `sweep::exec::shard::from_slurm_env`,
 //! exactly as `--shard slurm` does inside a task.
 //!
 //! Without `sbatch` on PATH or without `SLURM_CONF` the tests print why and
@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sweep::shard::{Shard, from_slurm_env};
-use sweep::slurm::{SlurmOptions, submit, write_scripts};
+use sweep::exec::shard::{Shard, from_slurm_env};
+use sweep::exec::slurm::{SlurmOptions, submit, write_scripts};
 
 /// How long a job may stay queued before the test gives up. This guards
 /// against a hung cluster; it is not a performance assertion.

@@ -15,7 +15,7 @@ fn scratch() -> &'static PathBuf {
 fuzz_target!(|data: &[u8]| {
     let path = scratch();
     std::fs::write(path, data).expect("scratch file");
-    if let Ok((x, y)) = sweep::cifar_python::read_batch(path) {
+    if let Ok((x, y)) = sweep::data::cifar_python::read_batch(path) {
         assert_eq!(x.nrows(), y.len());
         assert_eq!(x.ncols(), 3072);
         assert!(y.iter().all(|&l| l < 10));

@@ -15,10 +15,10 @@ fn scratch() -> &'static PathBuf {
 fuzz_target!(|data: &[u8]| {
     let path = scratch();
     std::fs::write(path, data).expect("scratch file");
-    if let Ok((x, _)) = sweep::npy::read_features(path) {
+    if let Ok((x, _)) = sweep::data::npy::read_features(path) {
         assert!(x.iter().all(|v| v.is_finite()));
     }
-    if let Ok(y) = sweep::npy::read_labels(path, 10) {
+    if let Ok(y) = sweep::data::npy::read_labels(path, 10) {
         assert!(!y.is_empty() && y.iter().all(|&l| l < 10));
     }
 });

@@ -11,6 +11,8 @@
 //! and all scaling happens in separate element-wise passes; so a run's numbers are
 //! bit-identical whether it trains alone or fused with others.
 
+pub mod gradcheck;
+
 use std::fmt::{Debug, Display};
 use std::ops::Range;
 
@@ -37,7 +39,7 @@ use crate::rng::{self, Stream};
 ///
 /// 1: until November 2026. 2: each mini-batch's weight gradient is the sum of its two
 /// halves' (`batch_split`). 3: the softmax and the log-sum-exp use sweep's own
-/// exponential ([`crate::exp`]) instead of the C library's. 4: pixels are standardised
+/// exponential ([`crate::kernel::exp`]) instead of the C library's. 4: pixels are standardised
 /// by one f32 fused multiply-add ([`crate::data::pixel_standardisation`]), and splits
 /// are scored in chunks of 512 examples instead of 500.
 pub const ARITHMETIC: u32 = 4;
@@ -69,7 +71,7 @@ pub trait Real:
     fn reads_blocks(rows: usize) -> bool;
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
-    /// `e^self` by [`crate::exp`]: vectorisable, and the same bits on every machine.
+    /// `e^self` by [`crate::kernel::exp`]: vectorisable, and the same bits on every machine.
     fn fixed_exp(self) -> Self;
 }
 
@@ -103,7 +105,7 @@ impl Real for f32 {
     }
     #[inline(always)]
     fn fixed_exp(self) -> Self {
-        crate::exp::exp_f32(self)
+        crate::kernel::exp::exp_f32(self)
     }
 }
 
@@ -124,7 +126,7 @@ impl Real for f64 {
     }
     #[inline(always)]
     fn fixed_exp(self) -> Self {
-        crate::exp::exp_f64(self)
+        crate::kernel::exp::exp_f64(self)
     }
 }
 

@@ -22,9 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ndarray_npy::WriteNpyExt;
 use serde::{Deserialize, Serialize};
 
-use crate::gradcheck::CheckRow;
-use crate::model::{self, Fitted, Outcome, Real, SplitMetrics};
 use crate::plan::{PARAM_COLUMNS, Plan, RunId, RunParams, RunSpec};
+use crate::train::gradcheck::CheckRow;
+use crate::train::{self, Fitted, Outcome, Real, SplitMetrics};
 
 /// An I/O problem with the output folder.
 #[derive(Debug, thiserror::Error)]
@@ -176,7 +176,7 @@ pub struct RunResult {
     /// Identifies the data the run was trained on.
     pub data: String,
     /// The revision of training's arithmetic that computed the run
-    /// ([`model::ARITHMETIC`]); results written before it was recorded read as 1.
+    /// ([`train::ARITHMETIC`]); results written before it was recorded read as 1.
     #[serde(default = "first_arithmetic")]
     pub arithmetic: u32,
 }
@@ -260,11 +260,11 @@ impl SweepDir {
                 self.run_dir(&run.id).display()
             ),
         })?;
-        if result.arithmetic != model::ARITHMETIC {
+        if result.arithmetic != train::ARITHMETIC {
             return Err(ArtifactError::OtherArithmetic {
                 dir: self.root.clone(),
                 found: result.arithmetic,
-                expected: model::ARITHMETIC,
+                expected: train::ARITHMETIC,
             });
         }
         if result.data != data {
@@ -302,7 +302,7 @@ impl SweepDir {
             seconds,
             error: None,
             data: data.to_string(),
-            arithmetic: model::ARITHMETIC,
+            arithmetic: train::ARITHMETIC,
         };
         self.commit_run(run, &result, |dir| {
             let mut w = csv::Writer::from_writer(Vec::new());
@@ -351,7 +351,7 @@ impl SweepDir {
             seconds: 0.0,
             error: Some(error.to_string()),
             data: data.to_string(),
-            arithmetic: model::ARITHMETIC,
+            arithmetic: train::ARITHMETIC,
         };
         self.commit_run(run, &result, |_| Ok(()))?;
         Ok(result)

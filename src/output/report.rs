@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use crate::summary::{
+use crate::output::summary::{
     GradcheckRow, Metric, PARAM_COLUMNS, SettingSummary, Stats, Summary, gradcheck_groups,
 };
 
@@ -341,7 +341,7 @@ fn write_details(h: &mut String, summary: &Summary) {
             h,
             "<p class=\"note\">{} further runs have no weight montage: at most {} are drawn per sweep.</p>",
             summary.figures.montages_skipped,
-            crate::summary::MAX_MONTAGES
+            crate::output::summary::MAX_MONTAGES
         );
     }
 }

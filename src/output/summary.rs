@@ -15,8 +15,8 @@ use ndarray::Array2;
 use rayon::prelude::*;
 use thiserror::Error;
 
-use crate::figures::{self, Band, FigureError, OverlayLine, SettingCurves};
-use crate::report;
+use crate::output::figures::{self, Band, FigureError, OverlayLine, SettingCurves};
+use crate::output::report;
 
 /// The parameter columns of a setting, in `plan.csv` order, without `seed`.
 pub const PARAM_COLUMNS: [&str; 7] = [

@@ -38,7 +38,7 @@ const CHART_COMPRESSION: png::Compression = png::Compression::Default;
 /// costs little disk and saves about 2 s of CPU per 500 montages.
 const MONTAGE_COMPRESSION: png::Compression = png::Compression::Fast;
 
-static DEJAVU_SANS: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+static DEJAVU_SANS: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 const FONT: &str = "sans-serif";
 
 /// Tableau 10, a palette designed so adjacent lines stay distinguishable.

@@ -13,7 +13,7 @@ use toml::Spanned;
 use toml::Value;
 
 use crate::data::{DataSpec, Source, ValSource};
-use crate::gradcheck::{CheckSpec, Method};
+use crate::train::gradcheck::{CheckSpec, Method};
 
 /// Numeric precision a run trains in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -8,6 +8,10 @@
 //! for the evaluation of few runs ([`crate::kernel::Blocked`]). Every run borrows the
 //! same [`Dataset`]; nothing is copied per run.
 
+pub mod cifar_python;
+pub mod fetch;
+pub mod npy;
+
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -226,7 +230,7 @@ pub fn read_cifar10_python(path: &Path, pages: Pages) -> Result<RawSplit, DataEr
             io::Error::from(io::ErrorKind::NotFound),
         ));
     }
-    let (x, y) = crate::cifar_python::read_batch(path).map_err(|e| DataError::Npy {
+    let (x, y) = crate::data::cifar_python::read_batch(path).map_err(|e| DataError::Npy {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
@@ -243,8 +247,8 @@ pub fn read_cifar10_python(path: &Path, pages: Pages) -> Result<RawSplit, DataEr
 
 /// Reads a users' `.npy` pair: X (N x d; uint8, float32 or float64) and y (N; integers).
 pub fn read_npy_pair(x_path: &Path, y_path: &Path, pages: Pages) -> Result<RawSplit, DataError> {
-    let (x, from_bytes) = crate::npy::read_features(x_path)?;
-    let y = crate::npy::read_labels(y_path, NUM_CLASSES)?;
+    let (x, from_bytes) = crate::data::npy::read_features(x_path)?;
+    let y = crate::data::npy::read_labels(y_path, NUM_CLASSES)?;
     if x.nrows() != y.len() {
         return Err(DataError::Shape {
             what: format!("{} and {}", x_path.display(), y_path.display()),

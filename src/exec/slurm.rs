@@ -3,7 +3,7 @@
 //!
 //! This module owns two scripts, both written to `<out>/<name>/slurm/`:
 //! - `array.sh`, an N-task job array whose task k runs shard k/N of the plan
-//!   with `sweep run SPEC --out OUT --shard slurm` (see [`crate::shard`]);
+//!   with `sweep run SPEC --out OUT --shard slurm` (see [`crate::exec::shard`]);
 //! - `summarize.sh`, a job meant to start after every array task has ended
 //!   (`--dependency=afterany:<array id>`), which runs `sweep summarize` on the
 //!   sweep's output folder.

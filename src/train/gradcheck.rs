@@ -20,8 +20,8 @@ use ndarray::{Array1, Array2, Axis};
 use rayon::prelude::*;
 
 use crate::data::{NUM_CLASSES, Split};
-use crate::model::Params;
 use crate::rng::{self, Stream};
+use crate::train::Params;
 
 /// Finite-difference scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -123,7 +123,7 @@ pub fn analytic_gradients(
     general_mat_mul(1.0, &params.w, &x.t(), 0.0, &mut g);
     for (j, mut col) in g.axis_iter_mut(Axis(1)).enumerate() {
         col += &params.b;
-        crate::model::softmax_in_place(col.view_mut());
+        crate::train::softmax_in_place(col.view_mut());
         col[usize::from(y[j])] -= 1.0;
     }
     let mut dw = Array2::<f64>::zeros(params.w.dim());
@@ -401,7 +401,7 @@ pub fn run(spec: &CheckSpec, train: &Split) -> Result<Vec<CheckRow>, CheckError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::tests::toy_dataset;
+    use crate::train::tests::toy_dataset;
     use ndarray::s;
 
     /// Naive centred differences: recompute the whole cost for each perturbation.
@@ -411,7 +411,7 @@ mod tests {
             let s: Vec<f64> = (0..p.w.nrows())
                 .map(|i| p.w.row(i).dot(&row) + p.b[i])
                 .collect();
-            let (lse, _) = crate::model::log_sum_exp(s.iter().copied());
+            let (lse, _) = crate::train::log_sum_exp(s.iter().copied());
             loss += lse - s[usize::from(y[j])];
         }
         loss / x.nrows() as f64 + lambda * p.w.iter().map(|v| v * v).sum::<f64>()

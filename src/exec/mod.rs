@@ -5,12 +5,15 @@
 //! work units of at most [`MAX_FUSED`]; units train in lockstep in small cohorts (see
 //! [`cohorts`]), epoch by epoch, so that each epoch's evaluation scores a whole cohort in
 //! one pass over the data. A run's numbers depend on neither its unit nor its cohort
-//! (see [`crate::model`]), so outputs are the same whatever `--jobs`, the grid's shape or
+//! (see [`crate::train`]), so outputs are the same whatever `--jobs`, the grid's shape or
 //! a resumption. A failure (an I/O error, a panic) is recorded for the runs it hit, and
 //! the others go on; with `fail_fast`, the runs still training in the failing run's
 //! cohort stop after their epoch and later cohorts are skipped, none of them written.
 //!
 //! [`RunParams::group_key`]: crate::plan::RunParams::group_key
+
+pub mod shard;
+pub mod slurm;
 
 use std::fs;
 use std::num::NonZeroUsize;
@@ -19,12 +22,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use crate::artifacts::{ArtifactError, RunResult, RunStatus, SweepDir};
 use crate::data::Dataset;
 use crate::data::NUM_CLASSES;
-use crate::model::{self, ChunkSums, Fitted, GroupTrainer, Real, Scores, Snapshot};
+use crate::output::artifacts::{ArtifactError, RunResult, RunStatus, SweepDir};
 use crate::plan::{Plan, RunSpec};
 use crate::spec::Precision;
+use crate::train::{self, ChunkSums, Fitted, GroupTrainer, Real, Scores, Snapshot};
 
 /// Most runs trained in one fused group (bounds the stacked weight matrix).
 pub const MAX_FUSED: usize = 16;
@@ -290,7 +293,7 @@ impl Context<'_> {
             }
         }
         let rows = active.iter().map(|(_, g)| g.runs()).sum::<usize>() * NUM_CLASSES;
-        model::prepare_scoring::<T>(self.data, rows);
+        train::prepare_scoring::<T>(self.data, rows);
         while !active.is_empty() {
             let snapshot = Snapshot::take(&active.iter().map(|(_, g)| g).collect::<Vec<_>>());
             let (scored, trained) = {

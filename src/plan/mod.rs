@@ -10,8 +10,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Hyper, TrainConfig};
 use crate::spec::{AxisName, AxisValue, Precision, ValidSpec};
+use crate::train::{Hyper, TrainConfig};
 
 /// Largest number of runs a sweep may plan.
 pub const MAX_RUNS: usize = 1_000_000;
@@ -64,14 +64,14 @@ impl RunParams {
     /// The parameter values as CSV fields, in [`PARAM_COLUMNS`] order.
     pub fn csv_fields(&self) -> [String; 8] {
         [
-            crate::artifacts::num(self.lambda),
-            crate::artifacts::num(self.eta),
+            crate::output::artifacts::num(self.lambda),
+            crate::output::artifacts::num(self.eta),
             self.batch_size.to_string(),
             self.epochs.to_string(),
             self.seed.to_string(),
             self.shuffle.to_string(),
             self.precision.as_str().to_string(),
-            crate::artifacts::num(self.init_std),
+            crate::output::artifacts::num(self.init_std),
         ]
     }
 

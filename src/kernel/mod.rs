@@ -38,6 +38,8 @@
 //! they agree bit for bit (tested on every path the CPU has), and results do not depend
 //! on the machine's vector width or register count either.
 
+pub mod exp;
+
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
 mod blocked;
