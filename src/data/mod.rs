@@ -22,6 +22,7 @@ use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::kernel::{self, Blocked, Pages, padded_zeros};
+pub use crate::spec::{DataSpec, Source, ValSource};
 
 /// Bytes per CIFAR-10 binary record: one label byte and 32 x 32 x 3 pixels.
 pub const CIFAR10_RECORD: usize = 1 + CIFAR10_DIM;
@@ -266,72 +267,30 @@ pub fn read_npy_pair(x_path: &Path, y_path: &Path, pages: Pages) -> Result<RawSp
     })
 }
 
-/// Where a split's examples come from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Source {
-    /// CIFAR-10 binary batch files.
-    Cifar10Bin(Vec<PathBuf>),
-    /// Pairs of (X, y) `.npy` files.
-    Npy(Vec<(PathBuf, PathBuf)>),
-    /// CIFAR-10 "python version" batch files (pickles).
-    Cifar10Python(Vec<PathBuf>),
-}
-
-impl Source {
-    /// Reads every file of this source into one split on `pages` (the parts too, when
-    /// there is only one).
-    fn read(&self, what: &str, pages: Pages) -> Result<RawSplit, DataError> {
-        // Several parts are copied into one split: only that copy needs `pages`.
-        let single = match self {
-            Source::Cifar10Bin(files) | Source::Cifar10Python(files) => files.len() == 1,
-            Source::Npy(pairs) => pairs.len() == 1,
-        };
-        let part_pages = if single { pages } else { Pages::Small };
-        let parts = match self {
-            Source::Cifar10Bin(files) => files
-                .iter()
-                .map(|f| read_cifar10_bin(f, part_pages))
-                .collect::<Result<Vec<_>, _>>()?,
-            Source::Npy(pairs) => pairs
-                .iter()
-                .map(|(x, y)| read_npy_pair(x, y, part_pages))
-                .collect::<Result<Vec<_>, _>>()?,
-            Source::Cifar10Python(files) => files
-                .iter()
-                .map(|f| read_cifar10_python(f, part_pages))
-                .collect::<Result<Vec<_>, _>>()?,
-        };
-        RawSplit::concat(parts, what, pages)
-    }
-
-    /// The files this source reads.
-    pub fn files(&self) -> Vec<&Path> {
-        match self {
-            Source::Cifar10Bin(files) | Source::Cifar10Python(files) => {
-                files.iter().map(PathBuf::as_path).collect()
-            }
-            Source::Npy(pairs) => pairs
-                .iter()
-                .flat_map(|(x, y)| [x.as_path(), y.as_path()])
-                .collect(),
-        }
-    }
-}
-
-/// How validation examples are obtained.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ValSource {
-    Files(Source),
-    /// The last N training examples, held out before normalisation statistics are taken.
-    Holdout(usize),
-}
-
-/// Everything needed to build a [`Dataset`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct DataSpec {
-    pub train: Source,
-    pub val: ValSource,
-    pub test: Option<Source>,
+/// Reads every file of this source into one split on `pages` (the parts too, when
+/// there is only one).
+fn read_source(source: &Source, what: &str, pages: Pages) -> Result<RawSplit, DataError> {
+    // Several parts are copied into one split: only that copy needs `pages`.
+    let single = match source {
+        Source::Cifar10Bin(files) | Source::Cifar10Python(files) => files.len() == 1,
+        Source::Npy(pairs) => pairs.len() == 1,
+    };
+    let part_pages = if single { pages } else { Pages::Small };
+    let parts = match source {
+        Source::Cifar10Bin(files) => files
+            .iter()
+            .map(|f| read_cifar10_bin(f, part_pages))
+            .collect::<Result<Vec<_>, _>>()?,
+        Source::Npy(pairs) => pairs
+            .iter()
+            .map(|(x, y)| read_npy_pair(x, y, part_pages))
+            .collect::<Result<Vec<_>, _>>()?,
+        Source::Cifar10Python(files) => files
+            .iter()
+            .map(|f| read_cifar10_python(f, part_pages))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    RawSplit::concat(parts, what, pages)
 }
 
 /// One preprocessed split: standardised features (one example per row) and labels.
@@ -392,17 +351,19 @@ impl Dataset {
         let (train, (val, test)) = rayon::join(
             // Only the training split, read in random order, is worth huge pages (and
             // a held-out validation set is copied off it onto small ones).
-            || spec.train.read("training split", Pages::Huge),
+            || read_source(&spec.train, "training split", Pages::Huge),
             || {
                 rayon::join(
                     || match &spec.val {
-                        ValSource::Files(src) => Some(src.read("validation split", Pages::Small)),
+                        ValSource::Files(src) => {
+                            Some(read_source(src, "validation split", Pages::Small))
+                        }
                         ValSource::Holdout(_) => None,
                     },
                     || {
                         spec.test
                             .as_ref()
-                            .map(|t| t.read("test split", Pages::Small))
+                            .map(|t| read_source(t, "test split", Pages::Small))
                     },
                 )
             },

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ndarray_npy::WriteNpyExt;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{PARAM_COLUMNS, Plan, RunId, RunParams, RunSpec};
+use crate::plan::{PARAM_COLUMNS, Plan, RunId, RunParams, RunSpec, num};
 use crate::train::gradcheck::CheckRow;
 use crate::train::{self, Fitted, Outcome, Real, SplitMetrics};
 
@@ -94,12 +94,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
         let _ = fs::remove_file(&tmp);
     }
     result.map_err(write_err(path))
-}
-
-/// A float as CSV text: the shortest digits that read back to the same value, in
-/// scientific notation when that is shorter (`1e-5`, `0.1`, `1.0`).
-pub fn num(v: f64) -> String {
-    format!("{v:?}")
 }
 
 /// How a run ended, as recorded in `result.json` and `results.csv`.

@@ -11,10 +11,37 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::spec::{AxisName, AxisValue, Precision, ValidSpec};
-use crate::train::{Hyper, TrainConfig};
 
 /// Largest number of runs a sweep may plan.
 pub const MAX_RUNS: usize = 1_000_000;
+
+/// The two hyperparameters in which the runs of a group may differ.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hyper {
+    /// L2 penalty factor (>= 0).
+    pub lambda: f64,
+    /// Learning rate (> 0).
+    pub eta: f64,
+}
+
+/// What the runs of a training group share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    pub batch_size: usize,
+    pub epochs: usize,
+    /// Seeds the initial weights and the per-epoch shuffles.
+    pub seed: u64,
+    /// Reshuffle the training set each epoch; `false` keeps the file order (as the lab).
+    pub shuffle: bool,
+    /// Standard deviation of the N(0, std^2) initial weights and biases.
+    pub init_std: f64,
+}
+
+/// A float as text (run ids, CSV cells): the shortest digits that read back to the same
+/// value, in scientific notation when that is shorter (`1e-5`, `0.1`, `1.0`).
+pub fn num(v: f64) -> String {
+    format!("{v:?}")
+}
 
 /// The parameters of one training run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -64,14 +91,14 @@ impl RunParams {
     /// The parameter values as CSV fields, in [`PARAM_COLUMNS`] order.
     pub fn csv_fields(&self) -> [String; 8] {
         [
-            crate::output::artifacts::num(self.lambda),
-            crate::output::artifacts::num(self.eta),
+            num(self.lambda),
+            num(self.eta),
             self.batch_size.to_string(),
             self.epochs.to_string(),
             self.seed.to_string(),
             self.shuffle.to_string(),
             self.precision.as_str().to_string(),
-            crate::output::artifacts::num(self.init_std),
+            num(self.init_std),
         ]
     }
 

@@ -12,9 +12,6 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::Value;
 
-use crate::data::{DataSpec, Source, ValSource};
-use crate::train::gradcheck::{CheckSpec, Method};
-
 /// Numeric precision a run trains in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Precision {
@@ -117,6 +114,85 @@ pub struct ValidSpec {
     pub data: DataSpec,
     pub grids: Vec<Grid>,
     pub gradcheck: Option<CheckSpec>,
+}
+
+/// Where a split's examples come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// CIFAR-10 binary batch files.
+    Cifar10Bin(Vec<PathBuf>),
+    /// Pairs of (X, y) `.npy` files.
+    Npy(Vec<(PathBuf, PathBuf)>),
+    /// CIFAR-10 "python version" batch files (pickles).
+    Cifar10Python(Vec<PathBuf>),
+}
+
+impl Source {
+    /// The files this source reads.
+    pub fn files(&self) -> Vec<&Path> {
+        match self {
+            Source::Cifar10Bin(files) | Source::Cifar10Python(files) => {
+                files.iter().map(PathBuf::as_path).collect()
+            }
+            Source::Npy(pairs) => pairs
+                .iter()
+                .flat_map(|(x, y)| [x.as_path(), y.as_path()])
+                .collect(),
+        }
+    }
+}
+
+/// How validation examples are obtained.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValSource {
+    Files(Source),
+    /// The last N training examples, held out before normalisation statistics are taken.
+    Holdout(usize),
+}
+
+/// Everything needed to build a [`Dataset`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSpec {
+    pub train: Source,
+    pub val: ValSource,
+    pub test: Option<Source>,
+}
+
+/// Finite-difference scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Method {
+    /// `(J(theta + h) - J(theta)) / h`: the lab's method.
+    Forward,
+    /// `(J(theta + h) - J(theta - h)) / 2h`.
+    Centred,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Forward => "forward",
+            Method::Centred => "centred",
+        }
+    }
+}
+
+/// What to check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckSpec {
+    pub batch_sizes: Vec<usize>,
+    /// Random segments per batch size, besides the first-n one.
+    pub segments: u32,
+    pub lambdas: Vec<f64>,
+    pub methods: Vec<Method>,
+    /// Finite-difference step h.
+    pub step: f64,
+    /// Seeds W, b and the random segments.
+    pub seed: u64,
+    /// Floor of the relative error's denominator.
+    pub eps: f64,
+    /// Check only the first `dims` input dimensions (the model is cut to K x dims).
+    pub dims: Option<usize>,
+    pub init_std: f64,
 }
 
 /// Why a sweep file was refused.

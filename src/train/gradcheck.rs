@@ -21,25 +21,8 @@ use rayon::prelude::*;
 
 use crate::data::{NUM_CLASSES, Split};
 use crate::rng::{self, Stream};
+pub use crate::spec::{CheckSpec, Method};
 use crate::train::Params;
-
-/// Finite-difference scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Method {
-    /// `(J(theta + h) - J(theta)) / h`: the lab's method.
-    Forward,
-    /// `(J(theta + h) - J(theta - h)) / 2h`.
-    Centred,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Forward => "forward",
-            Method::Centred => "centred",
-        }
-    }
-}
 
 /// Which parameter block a row reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,25 +56,6 @@ impl std::fmt::Display for Segment {
             Segment::Random(i) => write!(f, "random-{i}"),
         }
     }
-}
-
-/// What to check.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckSpec {
-    pub batch_sizes: Vec<usize>,
-    /// Random segments per batch size, besides the first-n one.
-    pub segments: u32,
-    pub lambdas: Vec<f64>,
-    pub methods: Vec<Method>,
-    /// Finite-difference step h.
-    pub step: f64,
-    /// Seeds W, b and the random segments.
-    pub seed: u64,
-    /// Floor of the relative error's denominator.
-    pub eps: f64,
-    /// Check only the first `dims` input dimensions (the model is cut to K x dims).
-    pub dims: Option<usize>,
-    pub init_std: f64,
 }
 
 /// One line of the gradient-check table.

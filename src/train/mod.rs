@@ -29,6 +29,7 @@ use crate::kernel::{
     BLOCK, Chain, Packed, Pages, Scalar, blocked_pays, dot_nt, dot_nt_blocked, dot_nt_packed,
     padded_zeros, par_acc_nn_rows, par_dot_nt_rows,
 };
+pub use crate::plan::{Hyper, TrainConfig};
 use crate::rng::{self, Stream};
 
 /// The revision of training's arithmetic, recorded with every run: raised whenever a
@@ -128,28 +129,6 @@ impl Real for f64 {
     fn fixed_exp(self) -> Self {
         crate::kernel::exp::exp_f64(self)
     }
-}
-
-/// The two hyperparameters in which the runs of a group may differ.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Hyper {
-    /// L2 penalty factor (>= 0).
-    pub lambda: f64,
-    /// Learning rate (> 0).
-    pub eta: f64,
-}
-
-/// What the runs of a training group share.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrainConfig {
-    pub batch_size: usize,
-    pub epochs: usize,
-    /// Seeds the initial weights and the per-epoch shuffles.
-    pub seed: u64,
-    /// Reshuffle the training set each epoch; `false` keeps the file order (as the lab).
-    pub shuffle: bool,
-    /// Standard deviation of the N(0, std^2) initial weights and biases.
-    pub init_std: f64,
 }
 
 /// Weights `W` (K x d) and biases `b` (K).
