@@ -23,11 +23,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::data::Dataset;
-use crate::data::NUM_CLASSES;
 use crate::output::artifacts::{ArtifactError, RunResult, RunStatus, SweepDir};
 use crate::plan::{Plan, RunSpec};
 use crate::spec::Precision;
-use crate::train::{self, ChunkSums, Fitted, GroupTrainer, Real, Scores, Snapshot};
+use crate::train::eval::ChunkSums;
+use crate::train::{Fitted, LinearTrainer, Real, Scores, Snapshot, Trainer};
 
 /// Most runs trained in one fused group (bounds the stacked weight matrix).
 pub const MAX_FUSED: usize = 16;
@@ -152,7 +152,11 @@ pub const COHORT_ROWS: usize = 120;
 /// A cohort holds consecutive units of one precision and closes once it has at least
 /// `jobs` units (so every worker has a unit to train) and [`COHORT_ROWS`] rows; small,
 /// so that results keep reaching the disk as a long sweep goes on.
-pub fn cohorts(units: Vec<Vec<RunSpec>>, jobs: usize) -> Vec<Vec<Vec<RunSpec>>> {
+pub fn cohorts(
+    units: Vec<Vec<RunSpec>>,
+    jobs: usize,
+    rows_per_run: usize,
+) -> Vec<Vec<Vec<RunSpec>>> {
     let mut cohorts: Vec<Vec<Vec<RunSpec>>> = Vec::new();
     let mut open: [Option<usize>; 2] = [None, None];
     for unit in units {
@@ -168,7 +172,7 @@ pub fn cohorts(units: Vec<Vec<RunSpec>>, jobs: usize) -> Vec<Vec<Vec<RunSpec>>> 
             }
         };
         cohorts[c].push(unit);
-        let rows: usize = cohorts[c].iter().map(Vec::len).sum::<usize>() * NUM_CLASSES;
+        let rows: usize = cohorts[c].iter().map(Vec::len).sum::<usize>() * rows_per_run;
         open[slot] = (cohorts[c].len() < jobs || rows < COHORT_ROWS).then_some(c);
     }
     cohorts
@@ -191,7 +195,7 @@ struct Context<'a> {
     stop: AtomicBool,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
     /// Claims each run of `unit`; drops those another process is training or has
     /// finished since the plan was partitioned (their outcomes go to `others`).
     fn claim(&self, unit: &[RunSpec], others: &mut Vec<RunOutcome>) -> Option<Claimed> {
@@ -278,24 +282,23 @@ impl Context<'_> {
     /// scoring one epoch needs only a copy of the weights, see [`Snapshot`]). A unit
     /// is written as soon as it is done; a panic fails the units it hit and the others go
     /// on.
-    fn train_cohort<T: Real>(&self, units: Vec<Claimed>, out: &mut Vec<RunOutcome>) {
+    fn train_cohort<G: Trainer<'a>>(&self, units: Vec<Claimed>, out: &mut Vec<RunOutcome>) {
         let start = Instant::now();
         let total: usize = units.iter().map(|u| u.runs.len()).sum();
         let seconds = || start.elapsed().as_secs_f64() / total as f64;
-        let mut active: Vec<(Claimed, GroupTrainer<'_, T>)> = Vec::new();
+        let mut active: Vec<(Claimed, G)> = Vec::new();
         for unit in units {
             self.progress.started(&unit.runs);
             let hypers: Vec<_> = unit.runs.iter().map(|r| r.params.hyper()).collect();
             let cfg = unit.runs[0].params.train_config();
-            match catch_panic(|| GroupTrainer::new(self.data, &cfg, &hypers)) {
+            match catch_panic(|| G::new(self.data, &cfg, &hypers)) {
                 Ok(group) => active.push((unit, group)),
-                Err(msg) => self.settle::<T>(unit, Err(msg), seconds(), out),
+                Err(msg) => self.settle::<G::Real>(unit, Err(msg), seconds(), out),
             }
         }
-        let rows = active.iter().map(|(_, g)| g.runs()).sum::<usize>() * NUM_CLASSES;
-        train::prepare_scoring::<T>(self.data, rows);
+        G::prepare_scoring(self.data, active.iter().map(|(_, g)| g.runs()).sum());
         while !active.is_empty() {
-            let snapshot = Snapshot::take(&active.iter().map(|(_, g)| g).collect::<Vec<_>>());
+            let snapshot = G::Snapshot::take(&active.iter().map(|(_, g)| g).collect::<Vec<_>>());
             let (scored, trained) = {
                 let mut groups: Vec<_> = active.iter_mut().map(|(_, g)| g).collect();
                 self.step(&snapshot, &mut groups)
@@ -308,7 +311,7 @@ impl Context<'_> {
             });
             if let Err(msg) = recorded {
                 for (unit, _) in active.drain(..) {
-                    self.settle::<T>(unit, Err(msg.clone()), seconds(), out);
+                    self.settle::<G::Real>(unit, Err(msg.clone()), seconds(), out);
                 }
                 break;
             }
@@ -319,7 +322,7 @@ impl Context<'_> {
                     self.progress.epoch(unit.runs.len());
                 }
                 if let Some(msg) = failed {
-                    self.settle::<T>(unit, Err(msg), seconds(), out);
+                    self.settle::<G::Real>(unit, Err(msg), seconds(), out);
                 } else if group.done() {
                     let fitted = catch_panic(move || group.finish());
                     self.settle(unit, fitted, seconds(), out);
@@ -352,17 +355,16 @@ impl Context<'_> {
     /// across the pool (rayon's `join`) once the other threads run out of tasks.
     ///
     /// Returns the scores, and per group its training failure, if any.
-    fn step<T: Real>(
+    fn step<G: Trainer<'a>>(
         &self,
-        snapshot: &Snapshot<T>,
-        groups: &mut [&mut GroupTrainer<'_, T>],
+        snapshot: &G::Snapshot,
+        groups: &mut [&mut G],
     ) -> (Result<Scores, String>, Vec<Option<String>>) {
         let mut training: Vec<usize> = (0..groups.len())
             .filter(|&g| groups[g].wants_epoch())
             .collect();
         training.sort_by_key(|&g| std::cmp::Reverse(groups[g].runs()));
-        let cells: Vec<Mutex<&mut GroupTrainer<'_, T>>> =
-            groups.iter_mut().map(|g| Mutex::new(&mut **g)).collect();
+        let cells: Vec<Mutex<&mut G>> = groups.iter_mut().map(|g| Mutex::new(&mut **g)).collect();
         enum Done {
             Trained(usize, Option<String>),
             Scored(Result<ChunkSums, String>),
@@ -500,7 +502,8 @@ pub fn execute(
         .expect("thread pool");
     let mut outcomes = Vec::with_capacity(pending.len());
     pool.install(|| {
-        for cohort in cohorts(work_units(pending), opts.jobs.get()) {
+        let rows_per_run = LinearTrainer::<f32>::rows_per_run(data);
+        for cohort in cohorts(work_units(pending), opts.jobs.get(), rows_per_run) {
             if cx.stop.load(Ordering::Relaxed) {
                 outcomes.extend(cohort.iter().flatten().map(|run| RunOutcome {
                     run: run.clone(),
@@ -517,8 +520,8 @@ pub fn execute(
                 continue;
             }
             match cohort[0][0].params.precision {
-                Precision::F32 => cx.train_cohort::<f32>(claimed, &mut outcomes),
-                Precision::F64 => cx.train_cohort::<f64>(claimed, &mut outcomes),
+                Precision::F32 => cx.train_cohort::<LinearTrainer<f32>>(claimed, &mut outcomes),
+                Precision::F64 => cx.train_cohort::<LinearTrainer<f64>>(claimed, &mut outcomes),
             }
         }
     });
@@ -593,14 +596,14 @@ mod tests {
             (1..=30).map(|s| vec![with(s, Precision::F32)]).collect();
         let sizes = |c: &[Vec<Vec<RunSpec>>]| c.iter().map(Vec::len).collect::<Vec<_>>();
         // 12 single runs (120 rows) per cohort; the rest in the last one.
-        assert_eq!(sizes(&cohorts(f32_units.clone(), 2)), vec![12, 12, 6]);
+        assert_eq!(sizes(&cohorts(f32_units.clone(), 2, 10)), vec![12, 12, 6]);
         // More jobs than 12 units: one unit per job.
-        assert_eq!(sizes(&cohorts(f32_units, 16)), vec![16, 14]);
+        assert_eq!(sizes(&cohorts(f32_units, 16, 10)), vec![16, 14]);
         // Units of 4 runs: 3 fill 120 rows.
         let fours: Vec<Vec<RunSpec>> = (1..=7)
             .map(|s| (1..=4).map(|i| run(s, 0.1 * i as f64, 10)).collect())
             .collect();
-        assert_eq!(sizes(&cohorts(fours, 2)), vec![3, 3, 1]);
+        assert_eq!(sizes(&cohorts(fours, 2, 10)), vec![3, 3, 1]);
         // Precisions alternate in plan order but never share a cohort.
         let mixed: Vec<Vec<RunSpec>> = (1..=4)
             .map(|s| {
@@ -612,7 +615,7 @@ mod tests {
                 vec![with(s, p)]
             })
             .collect();
-        let c = cohorts(mixed, 1);
+        let c = cohorts(mixed, 1, 10);
         let seeds: Vec<Vec<u64>> = c
             .iter()
             .map(|c| c.iter().map(|u| u[0].params.seed).collect())

@@ -319,8 +319,9 @@ impl SweepDir {
                 write(&mut f).map_err(io::Error::other)?;
                 f.sync_all()
             };
-            npy("W.npy", &|f| fitted.params().w.write_npy(f))?;
-            npy("b.npy", &|f| fitted.params().b.write_npy(f))?;
+            for a in fitted.arrays() {
+                npy(&format!("{}.npy", a.name), &|f| a.array.write_npy(f))?;
+            }
             Ok(())
         })?;
         Ok(result)

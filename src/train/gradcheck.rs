@@ -87,7 +87,7 @@ pub fn analytic_gradients(
     general_mat_mul(1.0, &params.w, &x.t(), 0.0, &mut g);
     for (j, mut col) in g.axis_iter_mut(Axis(1)).enumerate() {
         col += &params.b;
-        crate::train::softmax_in_place(col.view_mut());
+        crate::train::loss::softmax_in_place(col.view_mut());
         col[usize::from(y[j])] -= 1.0;
     }
     let mut dw = Array2::<f64>::zeros(params.w.dim());
@@ -375,7 +375,7 @@ mod tests {
             let s: Vec<f64> = (0..p.w.nrows())
                 .map(|i| p.w.row(i).dot(&row) + p.b[i])
                 .collect();
-            let (lse, _) = crate::train::log_sum_exp(s.iter().copied());
+            let (lse, _) = crate::train::loss::log_sum_exp(s.iter().copied());
             loss += lse - s[usize::from(y[j])];
         }
         loss / x.nrows() as f64 + lambda * p.w.iter().map(|v| v * v).sum::<f64>()
