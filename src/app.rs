@@ -201,7 +201,7 @@ pub fn run(opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport, AppE
                 .num_threads(opts.jobs.get())
                 .build()
                 .expect("thread pool");
-            let rows = pool.install(|| gradcheck::run(check, &data.train))?;
+            let rows = pool.install(|| gradcheck::run(check, &data))?;
             dir.write_gradcheck(&rows, &key)?;
             info!(
                 "gradient check: {} rows in {:.1}s",

@@ -305,6 +305,26 @@ pub struct Split {
     blocked: OnceLock<Option<Blocked>>,
 }
 
+impl Dataset {
+    /// The same data cut to its first `dims` features, without a test split: the
+    /// gradient check's small model (`dims` as the lab's quick check).
+    pub fn first_features(&self, dims: usize) -> Dataset {
+        let cut = |split: &Split| Split {
+            x: padded(split.x.slice(s![.., ..dims]), Pages::Small),
+            y: split.y.clone(),
+            pixel_std: None,
+            blocked: OnceLock::new(),
+        };
+        Dataset {
+            train: cut(&self.train),
+            val: cut(&self.val),
+            test: None,
+            mean: self.mean.slice(s![..dims]).to_owned(),
+            std: self.std.slice(s![..dims]).to_owned(),
+        }
+    }
+}
+
 impl Split {
     /// The split's pixels in blocks for the f32 evaluation of few models ([`Blocked`]),
     /// the same values as `x` bit for bit; made from `x` the first time it is asked for

@@ -1,7 +1,9 @@
-//! The gradient check: the model's analytic gradients against finite differences.
+//! The gradient check: the gradients training uses against finite differences.
 //!
-//! As in the lab, the check runs in f64 at freshly initialised W and b (drawn from the
-//! check's own seed), on the first n training examples and on random segments of n
+//! The analytic side is the trainer's own ([`Trainer::gradients`]: the code an update
+//! runs, in f64), not a second implementation, so a bug in training cannot hide from the
+//! check. As in the lab, the check runs in f64 at freshly initialised W and b (drawn from
+//! the check's own seed, as training draws them), on the first n training examples and on random segments of n
 //! examples, and reports for W and b the norm of the difference (the lab's metric), the
 //! largest absolute difference and the largest relative error.
 //!
@@ -19,26 +21,11 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, Axis};
 use rayon::prelude::*;
 
-use crate::data::{NUM_CLASSES, Split};
+use crate::data::Dataset;
+use crate::plan::{Hyper, TrainConfig};
 use crate::rng::{self, Stream};
 pub use crate::spec::{CheckSpec, Method};
-use crate::train::Params;
-
-/// Which parameter block a row reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Param {
-    W,
-    B,
-}
-
-impl Param {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Param::W => "W",
-            Param::B => "b",
-        }
-    }
-}
+use crate::train::{LinearTrainer, NamedArray, Params, Trainer};
 
 /// Which examples a check uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +52,8 @@ pub struct CheckRow {
     pub segment: Segment,
     pub lambda: f64,
     pub method: Method,
-    pub param: Param,
+    /// The parameter array (`W`, `b`), as training names it.
+    pub param: String,
     /// `||g_analytic - g_numerical||_2`.
     pub norm_diff: f64,
     pub max_abs_diff: f64,
@@ -73,30 +61,6 @@ pub struct CheckRow {
     pub max_rel_err: f64,
     /// Wall time of the numerical gradient (not reproducible; excluded from comparisons).
     pub seconds: f64,
-}
-
-/// Analytic gradients of the cost at `params` on examples `x` (n x d) with labels `y`.
-pub fn analytic_gradients(
-    params: &Params<f64>,
-    x: &Array2<f64>,
-    y: &[u8],
-    lambda: f64,
-) -> Params<f64> {
-    let n = x.nrows() as f64;
-    let mut g = Array2::<f64>::zeros((params.w.nrows(), x.nrows()));
-    general_mat_mul(1.0, &params.w, &x.t(), 0.0, &mut g);
-    for (j, mut col) in g.axis_iter_mut(Axis(1)).enumerate() {
-        col += &params.b;
-        crate::train::loss::softmax_in_place(col.view_mut());
-        col[usize::from(y[j])] -= 1.0;
-    }
-    let mut dw = Array2::<f64>::zeros(params.w.dim());
-    general_mat_mul(1.0, &g, x, 0.0, &mut dw);
-    dw.zip_mut_with(&params.w, |d, &w| *d = *d / n + 2.0 * lambda * w);
-    Params {
-        w: dw,
-        b: g.sum_axis(Axis(1)) / n,
-    }
 }
 
 /// Precomputed pieces of the scores from which perturbed costs are rebuilt.
@@ -299,25 +263,62 @@ pub enum CheckError {
     TooManyDims { dims: usize, available: usize },
 }
 
-/// Runs every check of `spec` on the training split. Rows come in the order batch size,
-/// segment, lambda, method, parameter (W then b).
-pub fn run(spec: &CheckSpec, train: &Split) -> Result<Vec<CheckRow>, CheckError> {
-    let dims = spec.dims.unwrap_or(train.dim());
-    if dims > train.dim() {
-        return Err(CheckError::TooManyDims {
-            dims,
-            available: train.dim(),
-        });
+/// The linear model's W and b from its named arrays.
+fn linear_params(arrays: &[NamedArray<f64>]) -> Params<f64> {
+    let get = |name: &str| {
+        arrays
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap_or_else(|| panic!("the linear model has {name}"))
+            .array
+            .clone()
+    };
+    Params {
+        w: get("W").into_dimensionality().expect("W is 2-d"),
+        b: get("b").into_dimensionality().expect("b is 1-d"),
     }
-    if let Some(&bad) = spec.batch_sizes.iter().find(|&&n| n > train.len()) {
+}
+
+/// Runs every check of `spec` on the training split of `data`. Rows come in the order
+/// batch size, segment, lambda, method, parameter (W then b).
+pub fn run(spec: &CheckSpec, data: &Dataset) -> Result<Vec<CheckRow>, CheckError> {
+    let (available, len) = (data.train.dim(), data.train.len());
+    let dims = spec.dims.unwrap_or(available);
+    if dims > available {
+        return Err(CheckError::TooManyDims { dims, available });
+    }
+    if let Some(&bad) = spec.batch_sizes.iter().find(|&&n| n > len) {
         return Err(CheckError::TooFewExamples {
             batch_size: bad,
-            available: train.len(),
+            available: len,
         });
     }
-    let params = Params::<f64>::init(NUM_CLASSES, dims, spec.init_std, spec.seed);
+    let cut;
+    let data = if dims < available {
+        cut = data.first_features(dims);
+        &cut
+    } else {
+        data
+    };
+    let train = &data.train;
+    // One group of one member per lambda: the check's seed and scale draw the weights
+    // as training would; the rate is never used.
+    let members: Vec<Hyper> = spec
+        .lambdas
+        .iter()
+        .map(|&lambda| Hyper { lambda, eta: 0.0 })
+        .collect();
     let mut rows = Vec::new();
     for &n in &spec.batch_sizes {
+        let cfg = TrainConfig {
+            batch_size: n,
+            epochs: 0,
+            seed: spec.seed,
+            shuffle: false,
+            init_std: spec.init_std,
+        };
+        let mut trainer = LinearTrainer::<f64>::new(data, &cfg, &members);
+        let params = linear_params(&trainer.arrays()[0]);
         let segments =
             std::iter::once(Segment::First).chain((1..=spec.segments).map(Segment::Random));
         for segment in segments {
@@ -325,21 +326,23 @@ pub fn run(spec: &CheckSpec, train: &Split) -> Result<Vec<CheckRow>, CheckError>
                 Segment::First => (0..n).collect(),
                 Segment::Random(i) => {
                     let mut g = rng::generator(spec.seed, Stream::CheckSegment(i));
-                    rng::sample_indices(&mut g, train.len(), n)
+                    rng::sample_indices(&mut g, len, n)
                 }
             };
+            let examples: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
+            let analytic = trainer.gradients(&examples);
             let x = Array2::from_shape_fn((n, dims), |(r, c)| f64::from(train.x[[idx[r], c]]));
             let y: Vec<u8> = idx.iter().map(|&i| train.y[i]).collect();
             let xt = x.t().as_standard_layout().into_owned();
             let scores = Scores::new(&params, &x, &y);
-            for &lambda in &spec.lambdas {
-                let analytic = analytic_gradients(&params, &x, &y, lambda);
+            for (&lambda, analytic) in spec.lambdas.iter().zip(&analytic) {
+                let analytic = linear_params(analytic);
                 for &method in &spec.methods {
                     let (num, w_sec, b_sec) =
                         numerical_gradients(&params, &xt, lambda, method, spec.step, &scores);
                     for (param, a, g, seconds) in [
-                        (Param::W, analytic.w.as_slice(), num.w.as_slice(), w_sec),
-                        (Param::B, analytic.b.as_slice(), num.b.as_slice(), b_sec),
+                        ("W", analytic.w.as_slice(), num.w.as_slice(), w_sec),
+                        ("b", analytic.b.as_slice(), num.b.as_slice(), b_sec),
                     ] {
                         let (norm_diff, max_abs_diff, max_rel_err) =
                             compare(a.expect("contiguous"), g.expect("contiguous"), spec.eps);
@@ -348,7 +351,7 @@ pub fn run(spec: &CheckSpec, train: &Split) -> Result<Vec<CheckRow>, CheckError>
                             segment,
                             lambda,
                             method,
-                            param,
+                            param: param.to_string(),
                             norm_diff,
                             max_abs_diff,
                             max_rel_err,
@@ -365,6 +368,7 @@ pub fn run(spec: &CheckSpec, train: &Split) -> Result<Vec<CheckRow>, CheckError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::NUM_CLASSES;
     use crate::train::tests::toy_dataset;
     use ndarray::s;
 
@@ -391,10 +395,23 @@ mod tests {
     }
 
     #[test]
-    fn analytic_gradients_match_naive_centred_differences() {
+    fn training_gradients_match_naive_centred_differences() {
         for (seed, lambda) in [(1, 0.0), (2, 0.1), (3, 1.0)] {
-            let (p, x, y) = small_problem(seed);
-            let a = analytic_gradients(&p, &x, &y, lambda);
+            let data = toy_dataset(40, 12, seed);
+            let cfg = TrainConfig {
+                batch_size: 40,
+                epochs: 1,
+                seed,
+                shuffle: false,
+                init_std: 0.5,
+            };
+            let mut trainer = LinearTrainer::<f64>::new(&data, &cfg, &[Hyper { lambda, eta: 0.1 }]);
+            trainer.b.mapv_inplace(|v| v * 3.0);
+            let p = linear_params(&trainer.arrays()[0]);
+            let examples: Vec<u32> = (0..8).collect();
+            let a = linear_params(&trainer.gradients(&examples)[0]);
+            let x = data.train.x.slice(s![..8, ..]).mapv(f64::from);
+            let y = data.train.y[..8].to_vec();
             let h = 1e-5;
             let mut worst: f64 = 0.0;
             for i in 0..p.w.nrows() {
@@ -416,6 +433,46 @@ mod tests {
                 worst = worst.max((a.b[i] - g).abs() / 1e-6f64.max(a.b[i].abs() + g.abs()));
             }
             assert!(worst < 1e-6, "lambda {lambda}: max relative error {worst}");
+        }
+    }
+
+    #[test]
+    fn an_update_moves_the_weights_by_exactly_eta_times_the_checked_gradient() {
+        // The check's gradients are the update's: one epoch of one full batch (130
+        // examples: two halves, several pieces) is W - eta * gradient, bit for bit.
+        let data = toy_dataset(130, 24, 3);
+        let cfg = TrainConfig {
+            batch_size: 130,
+            epochs: 1,
+            seed: 4,
+            shuffle: false,
+            init_std: 0.1,
+        };
+        let members = [
+            Hyper {
+                lambda: 0.05,
+                eta: 0.2,
+            },
+            Hyper {
+                lambda: 0.0,
+                eta: 0.03,
+            },
+        ];
+        let mut trainer = LinearTrainer::<f64>::new(&data, &cfg, &members);
+        let before = trainer.arrays();
+        let all: Vec<u32> = (0..130).collect();
+        let grads = trainer.gradients(&all);
+        trainer.train_epoch();
+        for ((h, (p, g)), now) in members
+            .iter()
+            .zip(before.iter().zip(&grads))
+            .zip(trainer.arrays())
+        {
+            for ((p, g), now) in p.iter().zip(g).zip(&now) {
+                assert_eq!((&p.name, &g.name), (&now.name, &now.name));
+                let want = &p.array - &(&g.array * h.eta);
+                assert_eq!(want, now.array, "{} of eta {}", now.name, h.eta);
+            }
         }
     }
 
@@ -456,11 +513,11 @@ mod tests {
             dims: None,
             init_std: 0.01,
         };
-        let rows = run(&spec, &data.train).unwrap();
+        let rows = run(&spec, &data).unwrap();
         assert_eq!(rows.len(), 2 * 3 * 2 * 2 * 2);
         assert_eq!(
-            (rows[0].batch_size, rows[0].segment, rows[0].param),
-            (1, Segment::First, Param::W)
+            (rows[0].batch_size, rows[0].segment, rows[0].param.as_str()),
+            (1, Segment::First, "W")
         );
         assert_eq!(rows[8].segment, Segment::Random(1));
         for r in &rows {
@@ -477,7 +534,7 @@ mod tests {
             ..spec
         };
         assert!(matches!(
-            run(&too_big, &data.train),
+            run(&too_big, &data),
             Err(CheckError::TooFewExamples { .. })
         ));
     }
