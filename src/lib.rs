@@ -1,9 +1,15 @@
 //! `sweep`: declarative hyperparameter sweeps of classifiers trained from scratch.
 //!
-//! The crate reads as a pipeline, one module per stage:
-//! spec ([`spec`]) -> plan of runs ([`plan`]) -> training ([`exec`], on [`model`] and
-//! [`data`]) -> artifacts on disk ([`artifacts`]) -> summary and report ([`summary`]).
-//! The gradient check ([`gradcheck`]) verifies the model's analytic gradients.
+//! The crate reads as a pipeline, one folder per stage:
+//! the sweep file ([`spec`]) -> the plan of runs ([`plan`]) -> the data ([`data`], read
+//! by the products of [`kernel`]) -> training ([`train`]: the model seam, its models,
+//! losses and schedules, the gradient check) -> the output folder ([`output`]: the
+//! contract, artifacts, summary, figures, report) -> execution ([`exec`]: the pool,
+//! cohorts, claims, shards, Slurm). [`app`] wires the stages into the commands.
+//!
+//! A stage imports only the stages before it, in the order
+//! spec -> plan -> kernel -> data -> train -> output -> exec -> app, never a later one;
+//! [`rng`] and [`error`] are leaves any stage may use.
 
 pub mod app;
 pub mod data;

@@ -10,6 +10,10 @@
 //! the others go on; with `fail_fast`, the runs still training in the failing run's
 //! cohort stop after their epoch and later cohorts are skipped, none of them written.
 //!
+//! The kind of model a cohort trains is chosen once, in [`execute`]; the rest of this
+//! module is generic over [`crate::train::Trainer`]. Execution may use every earlier
+//! stage (spec, plan, data, train, output); only `app` uses it.
+//!
 //! [`RunParams::group_key`]: crate::plan::RunParams::group_key
 
 pub mod shard;

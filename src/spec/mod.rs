@@ -150,7 +150,7 @@ pub enum ValSource {
     Holdout(usize),
 }
 
-/// Everything needed to build a [`Dataset`].
+/// Everything needed to build a `data::Dataset`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataSpec {
     pub train: Source,

@@ -1,5 +1,5 @@
 //! Scoring splits with stacked models: every run's K score rows are computed by one
-//! product over the split, in chunks of [`EVAL_CHUNK`] examples, and summed by the
+//! product over the split, in chunks of `EVAL_CHUNK` examples, and summed by the
 //! run's loss ([`Loss::chunk_sums`]). The chunks' sums are added in chunk order, so the
 //! metrics never depend on which thread scored which chunk.
 

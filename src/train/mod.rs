@@ -5,7 +5,7 @@
 //!   [`train_group`] and [`fit`].
 //! - [`linear`]: the one-layer softmax classifier, the first model.
 //! - [`loss`]: the loss on the scores ([`Loss`]; [`CrossEntropy`]).
-//! - [`schedule`]: the learning rate of each update ([`Schedule`]; [`schedule::Constant`]).
+//! - [`schedule`]: the learning rate of each update ([`schedule::Schedule`]; [`schedule::Constant`]).
 //! - [`eval`]: scoring splits with stacked models, in chunks added in a fixed order.
 //! - [`real`]: the float types training runs in ([`Real`]).
 //! - [`gradcheck`]: training's gradients against finite differences.
