@@ -12,12 +12,12 @@
 //!
 //! Training may use `spec`, `plan`, `kernel`, `data` and `rng`, never a later stage.
 
-pub mod eval;
+pub(crate) mod eval;
 pub mod gradcheck;
 pub mod linear;
 pub mod loss;
 pub mod model;
-pub mod real;
+pub(crate) mod real;
 pub mod schedule;
 #[cfg(test)]
 mod tests;
