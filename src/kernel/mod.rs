@@ -47,7 +47,7 @@
 //! in memory, and `exp.rs` the exponential. The kernels import nothing from the rest of the
 //! crate, which may use them from any stage.
 
-pub mod exp;
+pub(crate) mod exp;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -61,10 +61,12 @@ mod storage;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use num_traits::Float;
 
-pub use blocked::{BLOCK, Blocked, blocked_fast, blocked_pays, dot_nt_blocked};
-pub use packed::{Packed, panel_vectors};
+pub(crate) use blocked::{BLOCK, blocked_fast, blocked_pays};
+pub use blocked::{Blocked, dot_nt_blocked};
+pub use packed::Packed;
+pub(crate) use storage::padded_zeros;
 use storage::{Mat, raw, raw_mut, raw_rows};
-pub use storage::{Pages, advise_huge_pages, padded_zeros};
+pub use storage::{Pages, advise_huge_pages};
 
 /// A float type the kernels handle: f32 or f64.
 pub trait Scalar: Float + Send + Sync + std::fmt::Debug + 'static {
@@ -107,7 +109,7 @@ impl Scalar for f64 {
 /// pixel standardisation; vectorised where the CPU has FMA, with the same bits).
 ///
 /// Panics if the lengths differ.
-pub fn standardise(row: &mut [f32], factor: &[f32], shift: &[f32]) {
+pub(crate) fn standardise(row: &mut [f32], factor: &[f32], shift: &[f32]) {
     assert!(
         row.len() == factor.len() && row.len() == shift.len(),
         "standardise: lengths differ"
@@ -130,7 +132,7 @@ fn standardise_body(row: &mut [f32], factor: &[f32], shift: &[f32]) {
 
 /// Adds the lanes of `dot_nt` partial sums by halves: `l[i] += l[i + h]` for
 /// `h = LANES/2, LANES/4, ..., 1`; the result is `l[0]`.
-pub fn reduce_lanes<T: Scalar>(lanes: &mut [T]) -> T {
+fn reduce_lanes<T: Scalar>(lanes: &mut [T]) -> T {
     let mut h = lanes.len() / 2;
     while h > 0 {
         for i in 0..h {
@@ -279,7 +281,7 @@ const DOT_TILE_ROWS: usize = 5;
 /// [`dot_nt_rows`], split over the rows of `b` (the columns of `c`) across the current
 /// rayon pool. Every element is computed as in the sequential call, so the bits are the
 /// same for any number of threads.
-pub fn par_dot_nt_rows<T: Scalar>(
+pub(crate) fn par_dot_nt_rows<T: Scalar>(
     a: ArrayView2<T>,
     x: ArrayView2<f32>,
     rows: &[u32],
@@ -299,7 +301,7 @@ pub fn par_dot_nt_rows<T: Scalar>(
 
 /// [`acc_nn_rows`], split over the columns of `x` and `c` across the current rayon pool;
 /// the same bits for any number of threads.
-pub fn par_acc_nn_rows<T: Scalar>(
+pub(crate) fn par_acc_nn_rows<T: Scalar>(
     g: ArrayView2<T>,
     x: ArrayView2<f32>,
     rows: &[u32],
@@ -515,34 +517,6 @@ mod tests {
                 bits(&parts),
                 bits(&c),
                 "{path:?} acc_nn in two calls {m}x{n}x{d}"
-            );
-        }
-    }
-
-    #[test]
-    fn panels_cover_every_vector_in_the_widths_each_path_takes() {
-        assert_eq!(panel_vectors(0, 3), Vec::<usize>::new());
-        assert_eq!(panel_vectors(1, 3), [1]);
-        assert_eq!(panel_vectors(2, 3), [2]);
-        assert_eq!(panel_vectors(4, 3), [2, 2]);
-        assert_eq!(panel_vectors(5, 3), [3, 2]);
-        assert_eq!(panel_vectors(15, 3), [3; 5]);
-        assert_eq!(panel_vectors(5, 6), [5]);
-        assert_eq!(panel_vectors(6, 6), [6]);
-        assert_eq!(panel_vectors(7, 6), [4, 3]);
-        assert_eq!(panel_vectors(8, 6), [5, 3]);
-        assert_eq!(panel_vectors(11, 6), [5, 6]);
-        assert_eq!(panel_vectors(12, 6), [5, 4, 3]);
-        assert_eq!(panel_vectors(15, 6), [5, 5, 5]);
-        for v in 0..100 {
-            let p = panel_vectors(v, 3);
-            assert_eq!(p.iter().sum::<usize>(), v);
-            assert!(v < 2 || p.iter().all(|&w| w == 2 || w == 3), "{v}: {p:?}");
-            let p = panel_vectors(v, 6);
-            assert_eq!(p.iter().sum::<usize>(), v);
-            assert!(
-                v < 3 || p.iter().all(|&w| (3..=6).contains(&w)),
-                "{v}: {p:?}"
             );
         }
     }

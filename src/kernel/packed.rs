@@ -35,7 +35,7 @@ pub struct Packed<T> {
 /// kernels example, one thread: 110 GF/s, against 106-108 for 6 + 6 + 3 and 106 for
 /// 4 + 4 + 4 + 3); what remains as one more panel of three or four, or, for one or two
 /// vectors left, a last panel of six or a 4 + 3 pair instead of a narrow one.
-pub fn panel_vectors(vectors: usize, widest: usize) -> Vec<usize> {
+pub(super) fn panel_vectors(vectors: usize, widest: usize) -> Vec<usize> {
     if vectors <= 1 {
         return vec![vectors; vectors];
     }
@@ -120,5 +120,38 @@ impl<T: Scalar> Packed<T> {
             .expect("row within the panels");
         let width = nv * lanes;
         self.data[first * lanes * self.cols + k * width + (i - first * lanes)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panels_cover_every_vector_in_the_widths_each_path_takes() {
+        assert_eq!(panel_vectors(0, 3), Vec::<usize>::new());
+        assert_eq!(panel_vectors(1, 3), [1]);
+        assert_eq!(panel_vectors(2, 3), [2]);
+        assert_eq!(panel_vectors(4, 3), [2, 2]);
+        assert_eq!(panel_vectors(5, 3), [3, 2]);
+        assert_eq!(panel_vectors(15, 3), [3; 5]);
+        assert_eq!(panel_vectors(5, 6), [5]);
+        assert_eq!(panel_vectors(6, 6), [6]);
+        assert_eq!(panel_vectors(7, 6), [4, 3]);
+        assert_eq!(panel_vectors(8, 6), [5, 3]);
+        assert_eq!(panel_vectors(11, 6), [5, 6]);
+        assert_eq!(panel_vectors(12, 6), [5, 4, 3]);
+        assert_eq!(panel_vectors(15, 6), [5, 5, 5]);
+        for v in 0..100 {
+            let p = panel_vectors(v, 3);
+            assert_eq!(p.iter().sum::<usize>(), v);
+            assert!(v < 2 || p.iter().all(|&w| w == 2 || w == 3), "{v}: {p:?}");
+            let p = panel_vectors(v, 6);
+            assert_eq!(p.iter().sum::<usize>(), v);
+            assert!(
+                v < 3 || p.iter().all(|&w| (3..=6).contains(&w)),
+                "{v}: {p:?}"
+            );
+        }
     }
 }
