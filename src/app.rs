@@ -1,6 +1,8 @@
-//! The commands as library functions: `run` strings the pipeline together
-//! (spec -> plan -> data -> execution -> artifacts -> summary) and `summarize` rebuilds
-//! a finished sweep's tables. The CLI (`main.rs`) only parses arguments and prints.
+//! The commands as library functions: [`Planned::load`] reads, validates and expands a
+//! sweep file once per command; [`run`] strings the rest of the pipeline together
+//! (data -> execution -> artifacts -> summary) and [`summarize`] rebuilds a finished
+//! sweep's tables. The CLI (`main.rs`) only parses arguments, prints and maps the result
+//! to an exit code ([`crate::error::exit_code`]).
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -9,7 +11,7 @@ use std::time::Instant;
 use tracing::{info, warn};
 
 use crate::data::{DataError, Dataset};
-use crate::exec::shard::Shard;
+use crate::exec::shard::{self, Shard};
 use crate::exec::{self, ExecOptions, Progress, RunOutcome, RunStats};
 use crate::output::artifacts::{ArtifactError, SweepDir};
 use crate::output::summary::{self, SummaryError, SummaryOptions};
@@ -17,17 +19,13 @@ use crate::plan::{self, Plan, PlanError};
 use crate::spec::{self, SpecError, ValidSpec};
 use crate::train::gradcheck::{self, CheckError};
 
-/// Everything `sweep run` needs.
+/// Everything `sweep run` needs besides the planned sweep ([`Planned`]).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    pub spec: PathBuf,
     pub out: PathBuf,
-    pub data: Option<PathBuf>,
     pub jobs: NonZeroUsize,
     pub force: bool,
     pub fail_fast: bool,
-    /// Run only this shard of the plan.
-    pub shard: Shard,
     /// Write summary.csv, figures and report.html at the end.
     pub summarize: bool,
     /// Run only the gradient check, no training.
@@ -69,23 +67,50 @@ pub enum AppError {
     },
 }
 
-/// The spec and its plan, without touching data or disk (for `--dry-run`).
-pub fn plan_only(spec_path: &Path, data: Option<&Path>) -> Result<(ValidSpec, Plan), AppError> {
-    let spec = spec::load(spec_path, data)?;
-    let plan = plan::expand(&spec)?;
-    Ok((spec, plan))
+/// A sweep file read, validated and expanded, with the runs of one shard picked out:
+/// what `sweep run` (and its `--dry-run`) and `sweep slurm` start from, made once per
+/// command without touching data or disk.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub spec: ValidSpec,
+    /// Every run of the sweep, in plan order.
+    pub plan: Plan,
+    /// The shard this process runs.
+    pub shard: Shard,
+    /// The runs of `plan` in `shard`, in plan order (`exec::shard::runs_of`).
+    pub mine: Plan,
 }
 
-/// The runs of `plan` that belong to `shard`, in plan order. Shards are balanced by
-/// expected cost; every run of a sweep sees the same training set, so a run's cost is
-/// proportional to its epochs.
-pub fn shard_of(plan: &Plan, shard: Shard) -> Plan {
-    let costs: Vec<u64> = plan.runs.iter().map(|r| r.params.epochs as u64).collect();
-    Plan {
-        runs: crate::exec::shard::select(&costs, shard)
-            .into_iter()
-            .map(|i| plan.runs[i].clone())
-            .collect(),
+impl Planned {
+    /// Reads the sweep file at `spec_path` (with `data` replacing its `[data].dir`),
+    /// expands its plan and picks out `shard`'s runs.
+    pub fn load(spec_path: &Path, data: Option<&Path>, shard: Shard) -> Result<Planned, AppError> {
+        let spec = spec::load(spec_path, data)?;
+        let plan = plan::expand(&spec)?;
+        let mine = shard::runs_of(&plan, shard);
+        Ok(Planned {
+            spec,
+            plan,
+            shard,
+            mine,
+        })
+    }
+
+    /// The epochs of this shard's runs, summed: the length of the progress bar.
+    pub fn epochs(&self) -> u64 {
+        self.mine.runs.iter().map(|r| r.params.epochs as u64).sum()
+    }
+
+    /// This shard's runs as CSV (run id, then the plan's parameter columns): the
+    /// `--dry-run` output.
+    pub fn csv(&self) -> String {
+        let mut out = String::from("run_id,");
+        out.push_str(&plan::PARAM_COLUMNS.join(","));
+        out.push('\n');
+        for r in &self.mine.runs {
+            out.push_str(&format!("{},{}\n", r.id, r.params.csv_fields().join(",")));
+        }
+        out
     }
 }
 
@@ -115,9 +140,18 @@ fn ensure_dir(path: &Path) -> Result<(), AppError> {
     Ok(())
 }
 
-/// `sweep run`: trains every pending run of the sweep and writes its artifacts.
-pub fn run(opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport, AppError> {
-    let (spec, plan) = plan_only(&opts.spec, opts.data.as_deref())?;
+/// `sweep run`: trains every pending run of `planned`'s shard and writes its artifacts.
+pub fn run(
+    planned: &Planned,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunReport, AppError> {
+    let Planned {
+        spec,
+        plan,
+        shard,
+        mine,
+    } = planned;
     if opts.out.exists() && !opts.out.is_dir() {
         return Err(AppError::OutNotDir(opts.out.clone()));
     }
@@ -162,17 +196,16 @@ pub fn run(opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport, AppE
     let fingerprint = data.fingerprint();
     let dir = SweepDir::new(&opts.out, &spec.name);
     ensure_dir(dir.root())?;
-    dir.prepare(&spec.text, &plan)?;
-    let mine = shard_of(&plan, opts.shard);
-    if opts.shard.count() > 1 {
+    dir.prepare(&spec.text, plan)?;
+    if shard.count() > 1 {
         info!(
             "shard {}: {} of the {} planned runs",
-            opts.shard,
+            shard,
             mine.runs.len(),
             plan.runs.len()
         );
     }
-    let (done, mut pending) = exec::partition(&mine, &dir, &fingerprint, opts.force)?;
+    let (done, mut pending) = exec::partition(mine, &dir, &fingerprint, opts.force)?;
     if opts.gradcheck_only {
         pending.clear();
     }
@@ -193,7 +226,7 @@ pub fn run(opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport, AppE
     let trained = exec::execute(&pending, &data, &dir, &fingerprint, &exec_opts, progress);
 
     // The gradient check belongs to the first shard only.
-    if let Some(check) = spec.gradcheck.as_ref().filter(|_| opts.shard.index() == 0) {
+    if let Some(check) = spec.gradcheck.as_ref().filter(|_| shard.index() == 0) {
         let key = format!("{check:?} data={fingerprint}");
         if opts.force || !dir.gradcheck_done(&key) {
             let t = Instant::now();
@@ -287,7 +320,7 @@ pub fn summarize(
 }
 
 /// `dir` itself if it is a sweep folder (has `plan.csv`), else its sweep subfolders.
-pub fn find_sweeps(dir: &Path) -> Result<Vec<PathBuf>, AppError> {
+fn find_sweeps(dir: &Path) -> Result<Vec<PathBuf>, AppError> {
     if dir.join("plan.csv").is_file() {
         return Ok(vec![dir.to_path_buf()]);
     }

@@ -180,20 +180,42 @@ impl From<Format> for sweep::output::summary::TableFormat {
 }
 
 impl RunArgs {
-    pub fn into_options(self, shard: sweep::exec::shard::Shard) -> sweep::app::RunOptions {
+    /// The shard this process runs: `--shard`, resolved from the environment for
+    /// `--shard slurm`, or the whole plan.
+    pub fn shard(&self) -> Result<sweep::exec::shard::Shard, sweep::exec::shard::ShardError> {
+        match self.shard {
+            Some(arg) => arg.resolve(|var| std::env::var(var).ok()),
+            None => Ok(sweep::exec::shard::Shard::WHOLE),
+        }
+    }
+
+    pub fn options(&self) -> sweep::app::RunOptions {
         sweep::app::RunOptions {
-            shard,
             summarize: !self.no_summary,
             gradcheck_only: self.gradcheck_only,
-            spec: self.spec,
-            out: self.out,
-            data: self.data,
+            out: self.out.clone(),
             // Runs are the unit of parallelism: one worker per core by default.
             jobs: self.jobs.unwrap_or_else(|| {
                 std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
             }),
             force: self.force,
             fail_fast: self.fail_fast,
+        }
+    }
+}
+
+impl SlurmArgs {
+    /// The options for `sweep::exec::slurm`, whose tasks run `sweep_bin`.
+    pub fn options(&self, sweep_bin: PathBuf) -> sweep::exec::slurm::SlurmOptions {
+        sweep::exec::slurm::SlurmOptions {
+            spec: self.spec.clone(),
+            out: self.out.clone(),
+            tasks: self.tasks.get(),
+            partition: self.partition.clone(),
+            time: self.time.clone(),
+            cpus_per_task: self.cpus_per_task,
+            extra_args: self.sbatch_args.clone(),
+            sweep_bin,
         }
     }
 }

@@ -1,5 +1,7 @@
-//! Progress display for `sweep run`, on stderr: a live bar (runs done of total, epochs,
-//! ETA) on an interactive terminal, and one log line per finished run otherwise.
+//! Progress display on stderr. For `sweep run` ([`Reporter`]): a live bar (runs done of
+//! total, epochs, ETA) on an interactive terminal, and one log line per finished run
+//! otherwise. For `sweep data fetch` ([`Download`]): a bar of bytes on a terminal, nothing
+//! otherwise.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -94,5 +96,40 @@ impl Progress for Reporter {
             Err(e) => format!("[{n}/{}] {}: {e}", self.total, o.run.id),
         };
         self.line(text);
+    }
+}
+
+/// The bytes of a download, as a bar on an interactive terminal (hidden otherwise).
+pub struct Download {
+    bar: ProgressBar,
+}
+
+impl Download {
+    /// A bar drawn on stderr when `interactive`, else one that draws nothing.
+    pub fn new(interactive: bool) -> Self {
+        let bar = ProgressBar::new(0);
+        if interactive {
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {bytes}/{total_bytes} {bar:30} {bytes_per_sec} ETA {eta}",
+                )
+                .expect("valid template"),
+            );
+        } else {
+            bar.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        Download { bar }
+    }
+
+    /// `done` bytes so far, of `total` if known.
+    pub fn update(&self, done: u64, total: Option<u64>) {
+        if let Some(t) = total {
+            self.bar.set_length(t);
+        }
+        self.bar.set_position(done);
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
     }
 }

@@ -1,13 +1,15 @@
 //! Splitting a sweep's plan into shards that separate processes (or Slurm array
 //! tasks) can run independently.
 //!
-//! This module owns three things:
+//! This module owns four things:
 //! - [`Shard`], a validated "shard `index` of `count`" (written `I/N`, 0-based),
 //!   and [`ShardArg`], the `--shard` value that is either `I/N` or `slurm`;
 //! - [`from_slurm_env`], which turns a Slurm array task's `SLURM_ARRAY_TASK_*`
 //!   variables into a [`Shard`];
+//! - [`run_cost`], the one definition of a run's expected cost;
 //! - [`assign`] and [`select`], which map a list of items with expected costs
-//!   (planned runs, or groups of runs that must stay together) to shards.
+//!   (planned runs, or groups of runs that must stay together) to shards, and
+//!   [`runs_of`], which applies them to a plan.
 //!
 //! The assignment depends only on the list of costs in plan order. It never
 //! looks at thread counts, the environment or the clock, so every shard of a
@@ -18,6 +20,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::str::FromStr;
+
+use crate::plan::{Plan, RunParams};
 
 /// What a valid `--shard` value looks like, for error messages.
 const SHARD_FORM: &str = "expected I/N with 0 <= I < N, like 0/4";
@@ -217,15 +221,26 @@ pub fn from_slurm_env(get: impl Fn(&str) -> Option<String>) -> Result<Shard, Sha
     Shard::new(as_usize((id - min) / step), as_usize(derived))
 }
 
-/// [`from_slurm_env`] applied to this process's environment, for `--shard slurm`.
-pub fn from_process_env() -> Result<Shard, ShardError> {
-    from_slurm_env(|var| std::env::var(var).ok())
+/// Expected cost of one run, the unit by which shards are balanced: its epochs.
+///
+/// Training time grows with the example visits, epochs times training-set size, and every
+/// run of a sweep sees the same training set, so the visits are the epochs times one
+/// factor. [`assign`] gives the same shards for costs all scaled by one positive factor
+/// (it only compares costs and sums of them), so the epochs balance as the visits would,
+/// and the plan can be split before the data is read (as `--dry-run` does).
+pub(crate) fn run_cost(params: &RunParams) -> u64 {
+    params.epochs as u64
 }
 
-/// Expected cost of one run: epochs times training-set size, the number of
-/// example visits, which is what training time grows with.
-pub fn run_cost(epochs: u64, train_size: u64) -> u64 {
-    epochs.saturating_mul(train_size)
+/// The runs of `plan` that belong to `shard`, in plan order, balanced by [`run_cost`].
+pub(crate) fn runs_of(plan: &Plan, shard: Shard) -> Plan {
+    let costs: Vec<u64> = plan.runs.iter().map(|r| run_cost(&r.params)).collect();
+    Plan {
+        runs: select(&costs, shard)
+            .into_iter()
+            .map(|i| plan.runs[i].clone())
+            .collect(),
+    }
 }
 
 /// The shard (`0..count`) of each item, given the items' expected costs in plan
@@ -246,7 +261,7 @@ pub fn run_cost(epochs: u64, train_size: u64) -> u64 {
 /// # Panics
 ///
 /// If `count` is 0 (a [`Shard`] never has that count).
-pub fn assign(costs: &[u64], count: usize) -> Vec<usize> {
+pub(crate) fn assign(costs: &[u64], count: usize) -> Vec<usize> {
     assert!(count >= 1, "assign needs at least one shard");
     let mut order: Vec<usize> = (0..costs.len()).collect();
     order.sort_by_key(|&i| (Reverse(costs[i]), i));
@@ -268,7 +283,7 @@ pub fn assign(costs: &[u64], count: usize) -> Vec<usize> {
 
 /// Indices (into `costs`, i.e. plan positions) of the items in `shard`, in plan
 /// order.
-pub fn select(costs: &[u64], shard: Shard) -> Vec<usize> {
+pub(crate) fn select(costs: &[u64], shard: Shard) -> Vec<usize> {
     assign(costs, shard.count)
         .into_iter()
         .enumerate()
@@ -277,21 +292,20 @@ pub fn select(costs: &[u64], shard: Shard) -> Vec<usize> {
         .collect()
 }
 
-/// Total cost per shard of an assignment from [`assign`], for reports such as
-/// `--dry-run`.
-pub fn loads(costs: &[u64], assignment: &[usize], count: usize) -> Vec<u128> {
-    let mut loads = vec![0u128; count];
-    for (&cost, &shard) in costs.iter().zip(assignment) {
-        loads[shard] += u128::from(cost);
-    }
-    loads
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::HashMap;
+
+    /// Total cost per shard of an assignment from [`assign`].
+    fn loads(costs: &[u64], assignment: &[usize], count: usize) -> Vec<u128> {
+        let mut loads = vec![0u128; count];
+        for (&cost, &shard) in costs.iter().zip(assignment) {
+            loads[shard] += u128::from(cost);
+        }
+        loads
+    }
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs
@@ -478,9 +492,61 @@ mod tests {
     }
 
     #[test]
-    fn run_cost_is_epochs_times_examples_and_saturates() {
-        assert_eq!(run_cost(40, 10_000), 400_000);
-        assert_eq!(run_cost(u64::MAX, 2), u64::MAX);
+    fn runs_of_splits_a_plan_in_plan_order_by_epochs() {
+        let text = r#"
+            name = "shards"
+            [data]
+            format = "cifar10-bin"
+            dir = "data"
+            train = ["data_batch_1.bin"]
+            val = ["data_batch_2.bin"]
+            [train]
+            epochs = [40, 10]
+            seed = [1, 2, 3]
+        "#;
+        let spec = crate::spec::parse(std::path::Path::new("shards.toml"), text, None).unwrap();
+        let plan = crate::plan::expand(&spec).unwrap();
+        assert_eq!(plan.runs.len(), 6);
+        let costs: Vec<u64> = plan.runs.iter().map(|r| run_cost(&r.params)).collect();
+        assert_eq!(costs.iter().filter(|&&c| c == 40).count(), 3);
+        let mut seen = Vec::new();
+        for index in 0..2 {
+            let mine = runs_of(&plan, Shard::new(index, 2).unwrap());
+            let epochs: usize = mine.runs.iter().map(|r| r.params.epochs).sum();
+            // Three 40s and three 10s deal out as 40 + 10 + 10 + 10 = 70 against 80.
+            assert!(
+                epochs == 70 || epochs == 80,
+                "shard {index}: {epochs} epochs"
+            );
+            let at: Vec<usize> = mine
+                .runs
+                .iter()
+                .map(|r| plan.runs.iter().position(|p| p.id == r.id).unwrap())
+                .collect();
+            assert!(
+                at.windows(2).all(|w| w[0] < w[1]),
+                "not in plan order: {at:?}"
+            );
+            seen.extend(at);
+        }
+        seen.sort();
+        assert_eq!(seen, (0..6).collect::<Vec<_>>());
+        assert_eq!(runs_of(&plan, Shard::WHOLE), plan);
+    }
+
+    #[test]
+    fn scaling_every_cost_by_one_factor_changes_no_shard() {
+        // What lets `run_cost` count epochs for example visits: the training-set size
+        // is one factor common to every run of a sweep.
+        let epochs = [40u64, 10, 10, 25, 40, 5, 1, 10];
+        for count in 1..=5 {
+            let visits: Vec<u64> = epochs.iter().map(|e| e * 45_000).collect();
+            assert_eq!(
+                assign(&epochs, count),
+                assign(&visits, count),
+                "{count} shards"
+            );
+        }
     }
 
     #[test]
@@ -534,6 +600,16 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn costs_scaled_by_one_factor_give_the_same_shards(
+            costs in prop::collection::vec(0u64..1_000_000, 0..100),
+            factor in 1u64..100_000,
+            count in 1usize..20,
+        ) {
+            let scaled: Vec<u64> = costs.iter().map(|c| c * factor).collect();
+            prop_assert_eq!(assign(&costs, count), assign(&scaled, count));
+        }
+
         #[test]
         fn shards_are_disjoint_and_cover_the_plan(costs in costs_strategy(), count in 1usize..20) {
             let assignment = assign(&costs, count);

@@ -108,12 +108,12 @@ pub enum SlurmError {
 }
 
 /// The array script's file name under `<out>/<name>/slurm/`.
-pub const ARRAY_SCRIPT: &str = "array.sh";
+const ARRAY_SCRIPT: &str = "array.sh";
 /// The summary script's file name under `<out>/<name>/slurm/`.
-pub const SUMMARIZE_SCRIPT: &str = "summarize.sh";
+const SUMMARIZE_SCRIPT: &str = "summarize.sh";
 
 /// The folder for scripts and logs of sweep `name`: `<out>/<name>/slurm`.
-pub fn slurm_dir(out: &Path, name: &str) -> PathBuf {
+fn slurm_dir(out: &Path, name: &str) -> PathBuf {
     out.join(name).join("slurm")
 }
 
@@ -265,7 +265,7 @@ fn sh(text: &str) -> String {
 /// Renders the array script for sweep `name` (see the module docs).
 ///
 /// Relative paths in `o` are made absolute against the current directory.
-pub fn render_array_script(o: &SlurmOptions, name: &str) -> Result<String, SlurmError> {
+fn render_array_script(o: &SlurmOptions, name: &str) -> Result<String, SlurmError> {
     let c = check(o, name)?;
     let n = o.tasks;
     let last = n - 1;
@@ -336,7 +336,7 @@ exec \"$SWEEP\" run \"$SPEC\" --out \"$OUT\" --shard slurm --jobs \"${{SLURM_CPU
 /// Renders the summary script for sweep `name` (see the module docs).
 ///
 /// Relative paths in `o` are made absolute against the current directory.
-pub fn render_summarize_script(o: &SlurmOptions, name: &str) -> Result<String, SlurmError> {
+fn render_summarize_script(o: &SlurmOptions, name: &str) -> Result<String, SlurmError> {
     let c = check(o, name)?;
     let mut s = String::new();
     let _ = write!(
