@@ -194,8 +194,11 @@ fn a_second_summary_removes_figures_of_runs_that_are_gone() {
     std::fs::create_dir_all(&figures).unwrap();
     write(&figures.join("weights_old-run.png"), "stale");
     write(&figures.join("notes.txt"), "kept");
+    let debris = figures.join(".val_accuracy_all.png.tmp-123-4");
+    write(&debris, "left by a killed summary");
     summarize_sweep(tmp.path(), &SummaryOptions::default()).unwrap();
     assert!(!figures.join("weights_old-run.png").exists());
+    assert!(!debris.exists());
     assert!(figures.join("notes.txt").exists());
 }
 
@@ -207,4 +210,65 @@ fn figures_can_be_turned_off() {
     assert!(tmp.path().join("summary.csv").is_file());
     assert!(!tmp.path().join("figures").exists());
     assert!(!tmp.path().join("report.html").exists());
+}
+
+/// Replaces every run's `W.npy` of a synthetic sweep with a `k` x `d` array.
+fn replace_weights(dir: &Path, k: usize, d: usize) {
+    for entry in std::fs::read_dir(dir.join("runs")).unwrap() {
+        let run = entry.unwrap().path();
+        let w = Array2::<f32>::from_shape_fn((k, d), |(i, j)| ((i * 7 + j) % 13) as f32 - 6.0);
+        w.write_npy(File::create(run.join("W.npy")).unwrap())
+            .unwrap();
+    }
+}
+
+fn montages(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir.join("figures"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("weights_")
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn weights_that_are_not_images_get_no_montage_and_the_report_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_synthetic_sweep(tmp.path());
+    replace_weights(tmp.path(), 10, 32);
+    let summary = summarize_sweep(tmp.path(), &SummaryOptions::default()).unwrap();
+    assert!(montages(tmp.path()).is_empty());
+    assert!(summary.figures.montages.is_empty());
+    assert_eq!(summary.figures.no_montage.len(), 4, "one per ok run");
+    assert_eq!(summary.figures.curves.len(), 2, "curves do not depend on W");
+    let html = std::fs::read_to_string(tmp.path().join("report.html")).unwrap();
+    assert_eq!(
+        html.matches("No weight montage: run").count(),
+        2,
+        "one per setting"
+    );
+    assert!(
+        html.contains("its W is 10 × 32"),
+        "the reason names the shape"
+    );
+}
+
+#[test]
+fn weights_of_other_class_counts_are_drawn_with_one_tile_per_class() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_synthetic_sweep(tmp.path());
+    let ten = summarize_sweep(tmp.path(), &SummaryOptions::default()).unwrap();
+    let ten_size = png_size(&montages(tmp.path())[0]);
+    replace_weights(tmp.path(), 3, figures::IMAGE_LEN);
+    let three = summarize_sweep(tmp.path(), &SummaryOptions::default()).unwrap();
+    assert_eq!(three.figures.montages.len(), ten.figures.montages.len());
+    let three_size = png_size(&montages(tmp.path())[0]);
+    assert_eq!(three_size.0, ten_size.0, "five tiles a row");
+    assert!(three_size.1 < ten_size.1, "one row of tiles, not two");
 }
