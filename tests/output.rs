@@ -60,7 +60,12 @@ fn an_npy_sweep_of_32_features_summarizes_and_the_report_says_why_it_has_no_mont
     .unwrap();
     let out = tmp.path().join("out");
     let run = sweep()
-        .args(["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
@@ -74,7 +79,10 @@ fn an_npy_sweep_of_32_features_summarizes_and_the_report_says_why_it_has_no_mont
         .unwrap();
     assert_eq!(summarize.status.code(), Some(0), "{}", stderr(&summarize));
     let table = String::from_utf8(summarize.stdout).unwrap();
-    assert!(table.contains("lambda=0_eta=0.01_batch=20_epochs=3"), "{table}");
+    assert!(
+        table.contains("lambda=0_eta=0.01_batch=20_epochs=3"),
+        "{table}"
+    );
     assert_eq!(common::Table::read(&dir.join("summary.csv")).rows.len(), 2);
 
     let figures = visible_names(&dir.join("figures"));
@@ -244,7 +252,12 @@ fn a_disk_that_fills_while_figures_are_written_leaves_no_truncated_figure_or_rep
     .unwrap();
     let out = mount.path().join("out");
     let run = sweep()
-        .args(["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
@@ -264,9 +277,17 @@ fn a_disk_that_fills_while_figures_are_written_leaves_no_truncated_figure_or_rep
         "fails writing a figure: {}",
         stderr(&failed)
     );
-    assert_eq!(files(&fig_dir), good_figures, "earlier figures are untouched");
+    assert_eq!(
+        files(&fig_dir),
+        good_figures,
+        "earlier figures are untouched"
+    );
     assert_eq!(fs::read(dir.join("report.html")).unwrap(), good_report);
-    assert_eq!(hidden_names(&fig_dir), Vec::<String>::new(), "no temporary left");
+    assert_eq!(
+        hidden_names(&fig_dir),
+        Vec::<String>::new(),
+        "no temporary left"
+    );
     assert_eq!(hidden_names(&dir), Vec::<String>::new());
 
     // Without earlier figures: what is written is whole, and the report is not written
@@ -283,10 +304,21 @@ fn a_disk_that_fills_while_figures_are_written_leaves_no_truncated_figure_or_rep
         written.iter().map(|(n, _)| n).collect::<Vec<_>>()
     );
     for (name, bytes) in &written {
-        assert!(decodes(bytes), "{name} is a whole PNG ({} bytes)", bytes.len());
+        assert!(
+            decodes(bytes),
+            "{name} is a whole PNG ({} bytes)",
+            bytes.len()
+        );
         let good = good_figures.iter().find(|(n, _)| n == name).unwrap();
-        assert_eq!(bytes, &good.1, "{name} is the figure a full disk would have had");
+        assert_eq!(
+            bytes, &good.1,
+            "{name} is the figure a full disk would have had"
+        );
     }
     assert!(!dir.join("report.html").exists());
-    assert_eq!(hidden_names(&fig_dir), Vec::<String>::new(), "no temporary left");
+    assert_eq!(
+        hidden_names(&fig_dir),
+        Vec::<String>::new(),
+        "no temporary left"
+    );
 }

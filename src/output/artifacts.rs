@@ -18,13 +18,13 @@ use ndarray_npy::WriteNpyExt;
 
 use crate::output::atomic::{self, unique_suffix};
 use crate::output::contract::{
-    self, B_NPY, CLAIMS_DIR, EPOCH_COLUMNS, EPOCH_SPLITS, Final, GRADCHECK_COLUMNS, GRADCHECK_CSV,
+    self, B_NPY, CLAIMS_DIR, EPOCH_COLUMNS, EPOCH_SPLITS, GRADCHECK_COLUMNS, GRADCHECK_CSV,
     GRADCHECK_JSON, METRICS_CSV, PARAMS_JSON, PLAN_CSV, RESULT_JSON, RESULTS_CSV, RUNS_DIR,
     RUNS_TMP_DIR, ReadError, SWEEP_LOCK, SWEEP_TOML, W_NPY,
 };
 // The status and the result record are the contract's; they are re-exported here for the
 // stages that record runs (exec, app, progress).
-pub use crate::output::contract::{RunResult, RunStatus};
+pub use crate::output::contract::{Final, RunResult, RunStatus};
 use crate::plan::{Plan, RunId, RunSpec, num};
 use crate::train::gradcheck::CheckRow;
 use crate::train::{self, Fitted, Outcome, Params, Real};

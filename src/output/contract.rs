@@ -415,7 +415,6 @@ pub enum ReadError {
 pub struct PlannedRun {
     pub run_id: String,
     pub setting_id: String,
-    pub seed: u64,
     /// The values of [`SETTING_COLUMNS`], as written in `plan.csv`.
     pub params: Vec<String>,
     /// The 1-based line in `plan.csv`, for error messages.
@@ -444,7 +443,8 @@ pub fn read_plan(path: &Path) -> Result<Vec<PlannedRun>, ReadError> {
                 second: line,
             });
         }
-        let seed: u64 = parse(path, line, SEED, &rec[seed_c], "an unsigned integer")?;
+        // The seed is part of the run id; it is checked, not kept.
+        parse::<u64>(path, line, SEED, &rec[seed_c], "an unsigned integer")?;
         let params: Vec<String> = param_cs.iter().map(|&c| rec[c].to_string()).collect();
         for (column, value) in SETTING_COLUMNS.iter().zip(&params) {
             check_param(path, line, column, value)?;
@@ -452,7 +452,6 @@ pub fn read_plan(path: &Path) -> Result<Vec<PlannedRun>, ReadError> {
         plan.push(PlannedRun {
             setting_id: setting_id_of(&run_id),
             run_id,
-            seed,
             params,
             line,
         });
@@ -706,10 +705,7 @@ mod tests {
             &format!("{header}\nlambda=0_seed=2,0,0.1,100,3,2,true,f64,0.01\n"),
         );
         let rows = read_plan(&plan).unwrap();
-        assert_eq!(
-            (rows[0].setting_id.as_str(), rows[0].seed, rows[0].line),
-            ("lambda=0", 2, 2)
-        );
+        assert_eq!((rows[0].setting_id.as_str(), rows[0].line), ("lambda=0", 2));
         assert_eq!(
             rows[0].params,
             ["0", "0.1", "100", "3", "true", "f64", "0.01"]

@@ -8,6 +8,6 @@
 
 pub mod artifacts;
 mod atomic;
-pub mod contract;
-pub mod figures;
+pub(crate) mod contract;
+pub(crate) mod figures;
 pub mod summary;

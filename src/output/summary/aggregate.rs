@@ -33,7 +33,7 @@ pub struct Stats {
 impl Stats {
     /// Aggregates `values`, skipping NaN as pandas does, so that an empty metric cell
     /// (for example a sweep without a test split) does not poison the mean.
-    pub fn of(values: &[f64]) -> Stats {
+    pub(crate) fn of(values: &[f64]) -> Stats {
         let kept: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
         let n = kept.len();
         if n == 0 {
@@ -195,7 +195,7 @@ pub struct Summary {
 impl Summary {
     /// Aggregates `results` by setting. Settings are those of `plan`; results whose run is
     /// not planned are listed in `Missing::unplanned` and ignored.
-    pub fn from_runs(
+    pub(crate) fn from_runs(
         name: &str,
         plan: &[PlannedRun],
         results: &[ResultRow],
@@ -350,7 +350,6 @@ pub(crate) mod tests {
         PlannedRun {
             run_id: run_id.to_string(),
             setting_id: setting_id_of(run_id),
-            seed: 0,
             params: vec![
                 lambda.into(),
                 "0.001".into(),

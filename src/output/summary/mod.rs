@@ -31,7 +31,6 @@ mod tables;
 pub use aggregate::{DivergedRun, FailedRun, FigureIndex, Missing, SettingSummary, Stats, Summary};
 pub use contract::Metric;
 pub use error::SummaryError;
-pub use plots::MAX_MONTAGES;
 pub use read::GradcheckRow;
 pub use tables::TableFormat;
 
