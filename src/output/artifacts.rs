@@ -1,5 +1,5 @@
 //! What `sweep run` writes into a sweep's output folder (the names are the contract's,
-//! see [`super::contract`]): `sweep.toml`, `plan.csv`, each run's folder, the tables
+//! see `output::contract`): `sweep.toml`, `plan.csv`, each run's folder, the tables
 //! rebuilt from the run folders, and the gradient-check table; and the claims and locks
 //! that let several runners share the folder.
 //!
@@ -310,7 +310,7 @@ impl SweepDir {
     ///
     /// A run's folder is only assembled by the holder of its claim, so once the claim is
     /// ours, whatever a killed runner left of this run under `runs/.tmp/` is debris: see
-    /// [`SweepDir::clear_debris`].
+    /// `SweepDir::clear_debris`.
     pub fn claim(&self, id: &RunId) -> Result<Option<fs::File>, ArtifactError> {
         let dir = self.root.join(RUNS_DIR).join(CLAIMS_DIR);
         fs::create_dir_all(&dir).map_err(write_err(&dir))?;

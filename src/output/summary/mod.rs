@@ -11,8 +11,8 @@
 //! `read` (folder -> records) -> `aggregate` (records -> [`Summary`]) -> `tables`
 //! (the settings table as CSV, text or Markdown), `plots` (the figures) and `report`
 //! (the HTML page) -> this module, which runs them in order. `error` is their shared
-//! error type. They may import `output::contract`, `output::atomic` and
-//! `output::figures`, never `output::artifacts` or a later stage.
+//! error type. They may import `output::contract`, `output::atomic`, `output::figures`
+//! and the earlier stages' types, never `output::artifacts` or a later stage.
 
 use std::path::Path;
 

@@ -2,8 +2,8 @@
 //! validation-accuracy overlay, weight montages up to [`MAX_MONTAGES`]), drawn through
 //! [`crate::output::figures`] into `figures/`, and the index of what was drawn.
 //!
-//! May import `output::contract`, `output::figures`, `summary::read` and
-//! `summary::aggregate`.
+//! May import `output::contract`, `output::atomic`, `output::figures`, `summary::read`,
+//! `summary::aggregate`, `summary::error`, and `data` (CIFAR-10's class names).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
