@@ -1,6 +1,10 @@
 //! Figures of the summary stage: per-setting loss/cost/accuracy curves with a min..max
 //! band over seeds, one chart overlaying every setting's validation accuracy, and weight
-//! montages that show each class's row of W as a 32x32 RGB image.
+//! montages that show each class's row of W as a 32x32 RGB image. It draws what it is
+//! given and knows nothing of the summary; each PNG is encoded in memory and written
+//! atomically, so a full disk never leaves a 0-byte or truncated figure.
+//!
+//! May import `output::atomic` only.
 //!
 //! Charts are drawn with plotters' pure-Rust bitmap backend. Text goes through ab_glyph
 //! with DejaVu Sans embedded in the binary (license in `assets/LICENSE-DejaVu`), so no
@@ -21,7 +25,7 @@ use plotters::style::FontStyle;
 use plotters_backend::DrawingErrorKind;
 use thiserror::Error;
 
-pub use crate::data::CIFAR10_CLASSES as CLASS_NAMES;
+use crate::output::atomic::write_atomic;
 
 /// Side of a CIFAR-10 image in pixels.
 pub const IMAGE_SIDE: usize = 32;
@@ -66,6 +70,12 @@ pub enum FigureError {
     Font,
     #[error("cannot draw {}: {message}", path.display())]
     Draw { path: PathBuf, message: String },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Registers the embedded font under the family name that plotters uses by default.
@@ -272,9 +282,10 @@ fn draw_failed(path: &Path) -> impl Fn(Box<dyn StdError>) -> FigureError + '_ {
     }
 }
 
-/// Draws into an RGB buffer with `draw` and writes it as a PNG. Encoding ourselves with
-/// the `png` crate with adaptive filtering makes the charts about a quarter the size that
-/// plotters' own encoder wrote (and drops the `image` crate); see `CHART_COMPRESSION`.
+/// Draws into an RGB buffer with `draw`, encodes it as a PNG in memory and writes that
+/// atomically to `path`. Encoding ourselves with the `png` crate with adaptive filtering
+/// makes the charts about a quarter the size that plotters' own encoder wrote (and drops
+/// the `image` crate); see `CHART_COMPRESSION`.
 fn render_png(
     path: &Path,
     (width, height): (u32, u32),
@@ -288,17 +299,23 @@ fn render_png(
         draw(&root).map_err(&failed)?;
         root.present().map_err(|e| failed(e.into()))?;
     }
-    let file = std::fs::File::create(path).map_err(|e| failed(e.into()))?;
-    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_compression(compression);
-    encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
-    let mut writer = encoder.write_header().map_err(|e| failed(e.into()))?;
-    writer
-        .write_image_data(&buf)
-        .map_err(|e| failed(e.into()))?;
-    writer.finish().map_err(|e| failed(e.into()))
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut bytes, width, height);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_compression(compression);
+        encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+        let mut writer = encoder.write_header().map_err(|e| failed(e.into()))?;
+        writer
+            .write_image_data(&buf)
+            .map_err(|e| failed(e.into()))?;
+        writer.finish().map_err(|e| failed(e.into()))?;
+    }
+    write_atomic(path, &bytes).map_err(|source| FigureError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The x range covering every band's epochs, at least one epoch wide.
@@ -662,9 +679,20 @@ pub fn class_image(row: ArrayView1<f64>) -> Vec<[u8; 3]> {
         .collect()
 }
 
-/// Draws the 10 rows of W as labelled 32x32 RGB tiles (2 rows of 5), upscaled
-/// `SCALE` times with nearest-neighbour blocks.
-pub fn draw_weight_montage(path: &Path, title: &str, w: &Array2<f64>) -> Result<(), FigureError> {
+/// Draws the K rows of W (K x 3072) as 32x32 RGB tiles labelled with `class_names`, in
+/// rows of 5 (2 rows for CIFAR-10's 10 classes), upscaled `SCALE` times with
+/// nearest-neighbour blocks.
+pub fn draw_weight_montage(
+    path: &Path,
+    title: &str,
+    w: &Array2<f64>,
+    class_names: &[String],
+) -> Result<(), FigureError> {
+    assert_eq!(
+        (w.nrows(), w.ncols()),
+        (class_names.len(), IMAGE_LEN),
+        "a montage shows one 3 x 32 x 32 row of W per class name"
+    );
     register_font()?;
     const COLS: usize = 5;
     const CELL_W: usize = 156;
@@ -672,7 +700,7 @@ pub fn draw_weight_montage(path: &Path, title: &str, w: &Array2<f64>) -> Result<
     const TOP: usize = 44;
     const LEFT: usize = 10;
     let tile = IMAGE_SIDE * SCALE;
-    let rows = CLASS_NAMES.len().div_ceil(COLS);
+    let rows = class_names.len().div_ceil(COLS);
     let size = (
         (COLS * CELL_W + 2 * LEFT) as u32,
         (TOP + rows * CELL_H + 4) as u32,
@@ -684,7 +712,7 @@ pub fn draw_weight_montage(path: &Path, title: &str, w: &Array2<f64>) -> Result<
             (LEFT as i32, 12),
             16.0,
         ))?;
-        for (k, name) in CLASS_NAMES.iter().enumerate() {
+        for (k, name) in class_names.iter().enumerate() {
             let x0 = LEFT + (k % COLS) * CELL_W + (CELL_W - tile) / 2;
             let y0 = TOP + (k / COLS) * CELL_H;
             for (p, rgb) in class_image(w.row(k)).iter().enumerate() {
@@ -696,7 +724,9 @@ pub fn draw_weight_montage(path: &Path, title: &str, w: &Array2<f64>) -> Result<
                 ))?;
             }
             let center = (x0 + tile / 2) as i32;
-            root.draw(&Label::new(*name, (center, (y0 + tile + 6) as i32), 15.0).centered())?;
+            root.draw(
+                &Label::new(name.as_str(), (center, (y0 + tile + 6) as i32), 15.0).centered(),
+            )?;
         }
         Ok(())
     })

@@ -2,12 +2,16 @@
 //! settings table, best setting, gradient check, per-setting figures and weight montages,
 //! missing runs). It has inline CSS and references images by relative path
 //! (`figures/...`), so it opens straight from disk without a server or network.
+//!
+//! May import `output::contract`, `summary::read` and `summary::aggregate` (what it
+//! shows) and `summary::plots` (the montage cap it explains).
 
 use std::fmt::Write as _;
 
-use crate::output::summary::{
-    GradcheckRow, Metric, PARAM_COLUMNS, SettingSummary, Stats, Summary, gradcheck_groups,
-};
+use crate::output::contract::{Metric, SETTING_COLUMNS};
+use crate::output::summary::aggregate::{SettingSummary, Stats, Summary, gradcheck_groups};
+use crate::output::summary::plots::MAX_MONTAGES;
+use crate::output::summary::read::GradcheckRow;
 
 const CSS: &str = r#"
 :root { --fg: #1d2330; --muted: #5b6475; --line: #d9dde5; --stripe: #f5f7fa; --accent: #1f77b4; --warn: #b45309; }
@@ -39,7 +43,7 @@ a { color: var(--accent); }
 "#;
 
 /// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
+fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -90,7 +94,7 @@ fn anchor(s: &SettingSummary) -> String {
 
 /// Parameter columns whose value differs between settings; the others are stated once.
 fn varying_params(summary: &Summary) -> Vec<usize> {
-    (0..PARAM_COLUMNS.len())
+    (0..SETTING_COLUMNS.len())
         .filter(|&i| {
             summary
                 .settings
@@ -101,7 +105,7 @@ fn varying_params(summary: &Summary) -> Vec<usize> {
 }
 
 /// Renders the report page of `summary` (whose `figures` index says which images exist).
-pub fn render(summary: &Summary) -> String {
+pub(crate) fn render(summary: &Summary) -> String {
     let mut h = String::new();
     let name = escape(&summary.name);
     let missing = summary.missing();
@@ -177,9 +181,9 @@ fn write_settings_table(h: &mut String, summary: &Summary) {
     let varying = varying_params(summary);
     h.push_str("<h2>Settings</h2>\n");
     if let Some(first) = summary.settings.first() {
-        let fixed: Vec<String> = (0..PARAM_COLUMNS.len())
+        let fixed: Vec<String> = (0..SETTING_COLUMNS.len())
             .filter(|i| !varying.contains(i))
-            .map(|i| format!("{} = {}", PARAM_COLUMNS[i], escape(&first.params[i])))
+            .map(|i| format!("{} = {}", SETTING_COLUMNS[i], escape(&first.params[i])))
             .collect();
         if !fixed.is_empty() {
             let _ = writeln!(
@@ -191,7 +195,7 @@ fn write_settings_table(h: &mut String, summary: &Summary) {
     }
     h.push_str("<div class=\"table-wrap\"><table id=\"settings\">\n<thead><tr><th>rank</th><th class=\"id\">setting</th>");
     for &i in &varying {
-        let _ = write!(h, "<th>{}</th>", PARAM_COLUMNS[i]);
+        let _ = write!(h, "<th>{}</th>", SETTING_COLUMNS[i]);
     }
     h.push_str(
         "<th>n / planned</th><th>train acc %</th><th>val acc %</th><th>test acc %</th>\
@@ -275,7 +279,7 @@ fn write_details(h: &mut String, summary: &Summary) {
             "<section id=\"{}\">\n<h3>{rank}{}</h3>\n<p>{}; n = {} of {} planned; val acc {} %, test acc {} %.</p>",
             anchor(s),
             escape(&s.setting_id),
-            PARAM_COLUMNS
+            SETTING_COLUMNS
                 .iter()
                 .zip(&s.params)
                 .map(|(c, v)| format!("{c} = {}", escape(v)))
@@ -311,7 +315,18 @@ fn write_details(h: &mut String, summary: &Summary) {
                     escape(id)
                 );
             }
-            None => h.push_str("<p class=\"note\">No weight montage: no run of this setting finished ok with a W.npy.</p>\n"),
+            None => match first.and_then(|id| summary.figures.no_montage.get(id).map(|why| (id, why))) {
+                Some((id, why)) => {
+                    let _ = writeln!(
+                        h,
+                        "<p class=\"note\" id=\"no-montage-{}\">No weight montage: run <code>{}</code> {}.</p>",
+                        anchor(s),
+                        escape(id),
+                        escape(why)
+                    );
+                }
+                None => h.push_str("<p class=\"note\">No weight montage: no run of this setting finished ok with a W.npy.</p>\n"),
+            },
         }
         let others: Vec<String> = s
             .ok_run_ids
@@ -340,8 +355,7 @@ fn write_details(h: &mut String, summary: &Summary) {
         let _ = writeln!(
             h,
             "<p class=\"note\">{} further runs have no weight montage: at most {} are drawn per sweep.</p>",
-            summary.figures.montages_skipped,
-            crate::output::summary::MAX_MONTAGES
+            summary.figures.montages_skipped, MAX_MONTAGES
         );
     }
 }

@@ -1,0 +1,324 @@
+//! The output side through the `sweep` binary: a sweep whose features are not images
+//! (npy, d = 32) summarizes and says why it has no weight montage, and a disk that fills
+//! while the figures are written leaves no 0-byte or truncated figure or report.
+
+mod common;
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{npy_header, sample_dir, sweep, visible_names};
+use ndarray::{Array1, Array2};
+use ndarray_npy::WriteNpyExt;
+
+/// A small deterministic generator in [0, 1), so the fixtures are the same every run.
+fn noise(state: &mut u64) -> f64 {
+    *state = state
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    (*state >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Writes `X_<split>.npy` (n x d, float32) and `y_<split>.npy` (n labels in 0..classes).
+fn write_npy_split(dir: &Path, split: &str, n: usize, d: usize, classes: usize, seed: u64) {
+    let mut state = seed;
+    let y = Array1::<i64>::from_shape_fn(n, |i| (i % classes) as i64);
+    // Features that depend on the class a little, so training has something to learn.
+    let x = Array2::<f32>::from_shape_fn((n, d), |(i, j)| {
+        (noise(&mut state) - 0.5) as f32 + if j == (i % classes) { 1.0 } else { 0.0 }
+    });
+    x.write_npy(fs::File::create(dir.join(format!("X_{split}.npy"))).unwrap())
+        .unwrap();
+    y.write_npy(fs::File::create(dir.join(format!("y_{split}.npy"))).unwrap())
+        .unwrap();
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn an_npy_sweep_of_32_features_summarizes_and_the_report_says_why_it_has_no_montage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    fs::create_dir(&data).unwrap();
+    write_npy_split(&data, "train", 200, 32, 10, 1);
+    write_npy_split(&data, "val", 100, 32, 10, 2);
+    let spec = tmp.path().join("narrow.toml");
+    fs::write(
+        &spec,
+        format!(
+            "name = \"narrow\"\n[data]\nformat = \"npy\"\ndir = \"{}\"\n\
+             train = [{{ x = \"X_train.npy\", y = \"y_train.npy\" }}]\n\
+             val = [{{ x = \"X_val.npy\", y = \"y_val.npy\" }}]\n\
+             [train]\nepochs = 3\nbatch_size = 20\nseed = [1, 2]\neta = [0.01, 0.001]\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let run = sweep()
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let dir = out.join("narrow");
+    let w = npy_header(&dir.join("runs/lambda=0_eta=0.01_batch=20_epochs=3_seed=1/W.npy"));
+    assert_eq!(w.shape, [10, 32]);
+
+    let summarize = sweep()
+        .args(["summarize", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(summarize.status.code(), Some(0), "{}", stderr(&summarize));
+    let table = String::from_utf8(summarize.stdout).unwrap();
+    assert!(
+        table.contains("lambda=0_eta=0.01_batch=20_epochs=3"),
+        "{table}"
+    );
+    assert_eq!(common::Table::read(&dir.join("summary.csv")).rows.len(), 2);
+
+    let figures = visible_names(&dir.join("figures"));
+    assert!(
+        figures.iter().all(|f| !f.starts_with("weights_")),
+        "no montage of rows that are not images: {figures:?}"
+    );
+    assert_eq!(
+        figures.iter().filter(|f| f.starts_with("curves_")).count(),
+        2,
+        "{figures:?}"
+    );
+    let html = fs::read_to_string(dir.join("report.html")).unwrap();
+    assert_eq!(
+        html.matches("No weight montage: run").count(),
+        2,
+        "each setting says it has no montage"
+    );
+    assert!(
+        html.contains("its W is 10 × 32, and a row of 32 values is not an image"),
+        "and why"
+    );
+}
+
+/// Free space the summary gets on the full disk: more than the CSV tables and the
+/// validation-accuracy overlay (about 48 KB) take, less than a weight montage (about
+/// 80 KB), so the disk fills part-way through the figures.
+const FREE: u64 = 72 * 1024;
+
+/// How the test makes writes fail: a full tmpfs, or, where none can be mounted (not
+/// root), a file-size limit on the summarizing process (RLIMIT_FSIZE), under which a
+/// write past `FREE` bytes fails with EFBIG just as a full disk fails with ENOSPC.
+enum Squeeze {
+    Tmpfs { mount: PathBuf, filler: PathBuf },
+    FileSizeLimit,
+}
+
+impl Squeeze {
+    fn new(mount: &Path) -> Squeeze {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+            .arg(mount)
+            .output();
+        match status {
+            Ok(o) if o.status.success() => Squeeze::Tmpfs {
+                mount: mount.to_path_buf(),
+                filler: mount.join("filler"),
+            },
+            other => {
+                let why = match other {
+                    Ok(o) => stderr(&o),
+                    Err(e) => e.to_string(),
+                };
+                // Said past the harness's capture, so the fallback is never silent.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "cannot mount a tmpfs ({}); failing writes with RLIMIT_FSIZE instead",
+                    why.trim()
+                );
+                Squeeze::FileSizeLimit
+            }
+        }
+    }
+
+    /// Fills the disk, then frees `FREE` bytes of it.
+    fn fill(&self) {
+        let Squeeze::Tmpfs { filler, .. } = self else {
+            return;
+        };
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(filler)
+            .unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let len = f.metadata().unwrap().len();
+        f.set_len(len - FREE).unwrap();
+    }
+
+    /// The message of the failed write.
+    fn error_text(&self) -> &'static str {
+        match self {
+            Squeeze::Tmpfs { .. } => "No space left on device",
+            Squeeze::FileSizeLimit => "File too large",
+        }
+    }
+
+    fn summarize(&self, dir: &Path) -> Output {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sweep"));
+        cmd.env_remove("SWEEP_LOG")
+            .env("NO_COLOR", "1")
+            .args(["summarize", dir.to_str().unwrap()]);
+        if let Squeeze::FileSizeLimit = self {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: between fork and exec the closure only calls the async-signal-safe
+            // signal() and setrlimit(), and allocates nothing.
+            unsafe {
+                cmd.pre_exec(|| {
+                    // Ignored, SIGXFSZ no longer kills the process: the write returns EFBIG.
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    let limit = libc::rlimit {
+                        rlim_cur: FREE,
+                        rlim_max: FREE,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        cmd.output().unwrap()
+    }
+}
+
+impl Drop for Squeeze {
+    fn drop(&mut self) {
+        if let Squeeze::Tmpfs { mount, .. } = self {
+            let _ = std::process::Command::new("umount").arg(mount).status();
+        }
+    }
+}
+
+/// Every visible file of `dir` by name with its bytes.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    visible_names(dir)
+        .into_iter()
+        .map(|n| {
+            let bytes = fs::read(dir.join(&n)).unwrap();
+            (n, bytes)
+        })
+        .collect()
+}
+
+fn hidden_names(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') && n != ".lock")
+        .collect()
+}
+
+/// Decodes a whole PNG: a 0-byte or truncated file fails.
+fn decodes(bytes: &[u8]) -> bool {
+    let Ok(mut reader) = png::Decoder::new(std::io::Cursor::new(bytes)).read_info() else {
+        return false;
+    };
+    let mut buf = vec![0; reader.output_buffer_size()];
+    reader.next_frame(&mut buf).is_ok()
+}
+
+#[test]
+fn a_disk_that_fills_while_figures_are_written_leaves_no_truncated_figure_or_report() {
+    let mount = tempfile::tempdir().unwrap();
+    let squeeze = Squeeze::new(mount.path());
+    let spec = mount.path().join("full.toml");
+    fs::write(
+        &spec,
+        format!(
+            "name = \"full\"\n[data]\nformat = \"cifar10-bin\"\ndir = \"{}\"\n\
+             train = [\"data_batch_1.bin\"]\nval = [\"data_batch_2.bin\"]\n\
+             [train]\nepochs = 3\nbatch_size = 100\neta = [0.01, 0.001]\n",
+            sample_dir().display()
+        ),
+    )
+    .unwrap();
+    let out = mount.path().join("out");
+    let run = sweep()
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let dir = out.join("full");
+    let fig_dir = dir.join("figures");
+    let good_figures = files(&fig_dir);
+    let good_report = fs::read(dir.join("report.html")).unwrap();
+    assert_eq!(good_figures.len(), 5, "overlay, 2 curves, 2 montages");
+
+    // With earlier figures in place: each is left as it was or rewritten whole (and a
+    // figure drawn again is the same bytes), so the folder reads exactly as before.
+    squeeze.fill();
+    let failed = squeeze.summarize(&dir);
+    assert_eq!(failed.status.code(), Some(2), "{}", stderr(&failed));
+    assert!(
+        stderr(&failed).contains(squeeze.error_text()) && stderr(&failed).contains("figures"),
+        "fails writing a figure: {}",
+        stderr(&failed)
+    );
+    assert_eq!(
+        files(&fig_dir),
+        good_figures,
+        "earlier figures are untouched"
+    );
+    assert_eq!(fs::read(dir.join("report.html")).unwrap(), good_report);
+    assert_eq!(
+        hidden_names(&fig_dir),
+        Vec::<String>::new(),
+        "no temporary left"
+    );
+    assert_eq!(hidden_names(&dir), Vec::<String>::new());
+
+    // Without earlier figures: what is written is whole, and the report is not written
+    // half (nor at all, since its figures are not all there).
+    fs::remove_dir_all(&fig_dir).unwrap();
+    fs::remove_file(dir.join("report.html")).unwrap();
+    squeeze.fill();
+    let failed = squeeze.summarize(&dir);
+    assert_eq!(failed.status.code(), Some(2), "{}", stderr(&failed));
+    let written = files(&fig_dir);
+    assert!(
+        !written.is_empty() && written.len() < good_figures.len(),
+        "the disk filled part-way through the figures: {:?}",
+        written.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    for (name, bytes) in &written {
+        assert!(
+            decodes(bytes),
+            "{name} is a whole PNG ({} bytes)",
+            bytes.len()
+        );
+        let good = good_figures.iter().find(|(n, _)| n == name).unwrap();
+        assert_eq!(
+            bytes, &good.1,
+            "{name} is the figure a full disk would have had"
+        );
+    }
+    assert!(!dir.join("report.html").exists());
+    assert_eq!(
+        hidden_names(&fig_dir),
+        Vec::<String>::new(),
+        "no temporary left"
+    );
+}
