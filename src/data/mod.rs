@@ -1,5 +1,11 @@
-//! Datasets: reading CIFAR-10 binary batches and users' `.npy` files, splitting, and
-//! the lab's preprocessing.
+//! Datasets: reading CIFAR-10 (binary and python versions) and users' `.npy` files,
+//! splitting, and the lab's preprocessing.
+//!
+//! Owns every reader of data files and the [`Dataset`] that runs borrow. May import
+//! `spec` (what to read), `kernel` (padded, page-backed matrices) and `rng`/`error`.
+//! Inside the folder the dependencies point one way: `cifar10` (facts), `error`, `io`,
+//! `npy` and `cifar_python` are leaves that never import this file; `fetch` installs the
+//! files and uses only `cifar10`.
 //!
 //! Raw pixels are read once, scaled by 1/255 (uint8 input only), standardised per feature
 //! with the training split's mean and standard deviation, and held as one `f32` matrix per
@@ -8,94 +14,27 @@
 //! for the evaluation of few runs ([`crate::kernel::Blocked`]). Every run borrows the
 //! same [`Dataset`]; nothing is copied per run.
 
+pub mod cifar10;
 pub mod cifar_python;
+pub mod error;
 pub mod fetch;
+pub(crate) mod io;
 pub mod npy;
 
 use std::fs;
-use std::io::{self, Read};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ndarray::{Array1, Array2, Axis, Zip, s};
 use rayon::prelude::*;
+use tracing::warn;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::kernel::{self, Blocked, Pages, padded_zeros};
-pub use crate::spec::{DataSpec, Source, ValSource};
-
-/// Bytes per CIFAR-10 binary record: one label byte and 32 x 32 x 3 pixels.
-pub const CIFAR10_RECORD: usize = 1 + CIFAR10_DIM;
-/// Input dimension of a CIFAR-10 image.
-pub const CIFAR10_DIM: usize = 3072;
-/// Number of classes the classifier predicts.
-pub const NUM_CLASSES: usize = 10;
-/// CIFAR-10's class names, in label order.
-pub const CIFAR10_CLASSES: [&str; NUM_CLASSES] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
-
-/// Why a data file could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum DataError {
-    #[error("cannot read data file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error(
-        "data file {path} is missing; looked for it in {dir}; put the CIFAR-10 binary files there \
-         (`sweep data fetch cifar10` downloads them) or point `[data].dir`/`--data` at them"
-    )]
-    Missing { path: PathBuf, dir: PathBuf },
-    #[error("data file {path} is empty; it should hold {CIFAR10_RECORD}-byte CIFAR-10 records")]
-    Empty { path: PathBuf },
-    #[error(
-        "data file {path} is {len} bytes, not a multiple of the {CIFAR10_RECORD}-byte CIFAR-10 record: \
-         the last record is cut short after {tail} bytes (truncated download?)"
-    )]
-    Truncated { path: PathBuf, len: u64, tail: u64 },
-    #[error(
-        "data file {path}, record {record} (byte offset {offset}): label {label} is not a class 0..=9"
-    )]
-    BadLabel {
-        path: PathBuf,
-        record: usize,
-        offset: usize,
-        label: u64,
-    },
-    #[error("{path}: {message}")]
-    Npy { path: PathBuf, message: String },
-    #[error("{what}: {message}")]
-    Shape { what: String, message: String },
-}
-
-impl DataError {
-    fn io(path: &Path, source: io::Error) -> Self {
-        if source.kind() == io::ErrorKind::NotFound {
-            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            DataError::Missing {
-                path: path.to_path_buf(),
-                dir,
-            }
-        } else {
-            DataError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
-        }
-    }
-}
+pub use crate::spec::{DataSpec, MAX_CLASSES, Source, ValSource};
+pub use cifar10::{CIFAR10_CLASSES, CIFAR10_DIM, CIFAR10_RECORD, NUM_CLASSES};
+pub use error::DataError;
 
 /// `x` copied into rows padded by one cache line ([`padded_zeros`]).
 ///
@@ -114,7 +53,7 @@ fn padded(x: ndarray::ArrayView2<f32>, pages: Pages) -> Array2<f32> {
 pub struct RawSplit {
     /// One example per row.
     pub x: Array2<f32>,
-    /// The label of each row, in `0..NUM_CLASSES`.
+    /// The label of each row, in `0..K` (K = [`Dataset::classes`]).
     pub y: Vec<u8>,
     /// Whether `x` came from uint8 pixels (and so is scaled by 1/255 before use).
     pub from_bytes: bool,
@@ -228,13 +167,10 @@ pub fn read_cifar10_python(path: &Path, pages: Pages) -> Result<RawSplit, DataEr
     if !path.exists() {
         return Err(DataError::io(
             path,
-            io::Error::from(io::ErrorKind::NotFound),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
         ));
     }
-    let (x, y) = crate::data::cifar_python::read_batch(path).map_err(|e| DataError::Npy {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let (x, y) = cifar_python::read_batch(path)?;
     let mut xf = padded_zeros(x.nrows(), x.ncols(), pages);
     Zip::from(&mut xf)
         .and(&x)
@@ -246,10 +182,16 @@ pub fn read_cifar10_python(path: &Path, pages: Pages) -> Result<RawSplit, DataEr
     })
 }
 
-/// Reads a users' `.npy` pair: X (N x d; uint8, float32 or float64) and y (N; integers).
-pub fn read_npy_pair(x_path: &Path, y_path: &Path, pages: Pages) -> Result<RawSplit, DataError> {
-    let (x, from_bytes) = crate::data::npy::read_features(x_path)?;
-    let y = crate::data::npy::read_labels(y_path, NUM_CLASSES)?;
+/// Reads a users' `.npy` pair: X (N x d; uint8, float32 or float64) and y (N integer
+/// labels, each below `classes`).
+pub fn read_npy_pair(
+    x_path: &Path,
+    y_path: &Path,
+    classes: usize,
+    pages: Pages,
+) -> Result<RawSplit, DataError> {
+    let (x, from_bytes) = npy::read_features(x_path)?;
+    let y = npy::read_labels(y_path, classes)?;
     if x.nrows() != y.len() {
         return Err(DataError::Shape {
             what: format!("{} and {}", x_path.display(), y_path.display()),
@@ -267,30 +209,141 @@ pub fn read_npy_pair(x_path: &Path, y_path: &Path, pages: Pages) -> Result<RawSp
     })
 }
 
+/// The file that holds each example's label, as rows of a split: one entry per file read.
+type LabelFiles = Vec<(PathBuf, Range<usize>)>;
+
 /// Reads every file of this source into one split on `pages` (the parts too, when
-/// there is only one).
-fn read_source(source: &Source, what: &str, pages: Pages) -> Result<RawSplit, DataError> {
+/// there is only one), with the file each label came from. npy labels must be below
+/// `classes`.
+fn read_source(
+    source: &Source,
+    what: &str,
+    classes: usize,
+    pages: Pages,
+) -> Result<(RawSplit, LabelFiles), DataError> {
     // Several parts are copied into one split: only that copy needs `pages`.
     let single = match source {
         Source::Cifar10Bin(files) | Source::Cifar10Python(files) => files.len() == 1,
         Source::Npy(pairs) => pairs.len() == 1,
     };
     let part_pages = if single { pages } else { Pages::Small };
-    let parts = match source {
+    let (parts, label_files): (Vec<RawSplit>, Vec<PathBuf>) = match source {
         Source::Cifar10Bin(files) => files
             .iter()
-            .map(|f| read_cifar10_bin(f, part_pages))
-            .collect::<Result<Vec<_>, _>>()?,
+            .map(|f| Ok((read_cifar10_bin(f, part_pages)?, f.clone())))
+            .collect::<Result<Vec<_>, DataError>>()?,
         Source::Npy(pairs) => pairs
             .iter()
-            .map(|(x, y)| read_npy_pair(x, y, part_pages))
-            .collect::<Result<Vec<_>, _>>()?,
+            .map(|(x, y)| Ok((read_npy_pair(x, y, classes, part_pages)?, y.clone())))
+            .collect::<Result<Vec<_>, DataError>>()?,
         Source::Cifar10Python(files) => files
             .iter()
-            .map(|f| read_cifar10_python(f, part_pages))
-            .collect::<Result<Vec<_>, _>>()?,
+            .map(|f| Ok((read_cifar10_python(f, part_pages)?, f.clone())))
+            .collect::<Result<Vec<_>, DataError>>()?,
+    }
+    .into_iter()
+    .unzip();
+    let mut start = 0;
+    let rows = label_files
+        .into_iter()
+        .zip(&parts)
+        .map(|(file, part)| {
+            start += part.y.len();
+            (file, start - part.y.len()..start)
+        })
+        .collect();
+    Ok((RawSplit::concat(parts, what, pages)?, rows))
+}
+
+/// The number of classes: `[data].classes`, 10 for CIFAR-10, else the largest training
+/// label + 1 (refused below 2).
+fn class_count(spec: &DataSpec, train: &RawSplit, files: &LabelFiles) -> Result<usize, DataError> {
+    if let Some(k) = spec.classes {
+        return Ok(k);
+    }
+    if !matches!(spec.train, Source::Npy(_)) {
+        return Ok(NUM_CLASSES);
+    }
+    let k = usize::from(train.y.iter().copied().max().unwrap_or(0)) + 1;
+    if k < 2 {
+        return Err(DataError::OneClass {
+            files: files
+                .iter()
+                .map(|(f, _)| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    Ok(k)
+}
+
+/// Refuses the first label of `y` that is not below `classes`, naming its file.
+fn check_labels(
+    y: &[u8],
+    files: &LabelFiles,
+    classes: usize,
+    from_key: bool,
+) -> Result<(), DataError> {
+    for (path, rows) in files {
+        if let Some(index) = y[rows.clone()]
+            .iter()
+            .position(|&l| usize::from(l) >= classes)
+        {
+            let (why, hint) = if from_key {
+                (
+                    "set by `classes` in [data]",
+                    "raise `classes` to the number of classes, or fix the labels",
+                )
+            } else {
+                (
+                    "the largest training label + 1",
+                    "set `classes = K` in [data] to the number of classes (at most 256), \
+                     or drop the examples of classes the training split lacks",
+                )
+            };
+            return Err(DataError::LabelOutOfRange {
+                path: path.clone(),
+                index,
+                label: y[rows.start + index],
+                classes,
+                why: why.to_string(),
+                hint: hint.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Warns, one line each, about validation or test files that are training files (by
+/// path or by content, [`io::same_file`]): their scores would not measure generalisation.
+/// For `.npy` pairs the feature files are compared (a shared label file alone is no leak).
+fn warn_reused_files(spec: &DataSpec) {
+    let examples = |s: &Source| -> Vec<PathBuf> {
+        match s {
+            Source::Cifar10Bin(files) | Source::Cifar10Python(files) => files.clone(),
+            Source::Npy(pairs) => pairs.iter().map(|(x, _)| x.clone()).collect(),
+        }
     };
-    RawSplit::concat(parts, what, pages)
+    let train = examples(&spec.train);
+    let others = [
+        match &spec.val {
+            ValSource::Files(s) => Some(("validation", s)),
+            ValSource::Holdout(_) => None,
+        },
+        spec.test.as_ref().map(|s| ("test", s)),
+    ];
+    for (what, source) in others.into_iter().flatten() {
+        for file in examples(source) {
+            if let Some(t) = train.iter().find(|t| io::same_file(&file, t)) {
+                warn!(
+                    "{what} file {} is the training file {}: its scores will not measure \
+                     generalisation; use examples that are not trained on",
+                    file.display(),
+                    t.display()
+                );
+            }
+        }
+    }
 }
 
 /// One preprocessed split: standardised features (one example per row) and labels.
@@ -341,6 +394,8 @@ pub struct Dataset {
     pub mean: Array1<f64>,
     /// Per-feature standard deviation of the training split (population, ddof = 0).
     pub std: Array1<f64>,
+    /// K ([`Dataset::classes`]).
+    classes: usize,
 }
 
 impl Dataset {
@@ -348,29 +403,40 @@ impl Dataset {
     pub fn load(spec: &DataSpec) -> Result<Dataset, DataError> {
         // The files are read at the same time (each converted on every core as well);
         // errors are reported in split order.
+        // npy labels are refused while reading when no class count can hold them: at
+        // most `classes` when it is set, else what a byte holds.
+        let limit = spec.classes.unwrap_or(MAX_CLASSES);
         let (train, (val, test)) = rayon::join(
             // Only the training split, read in random order, is worth huge pages (and
             // a held-out validation set is copied off it onto small ones).
-            || read_source(&spec.train, "training split", Pages::Huge),
+            || read_source(&spec.train, "training split", limit, Pages::Huge),
             || {
                 rayon::join(
                     || match &spec.val {
                         ValSource::Files(src) => {
-                            Some(read_source(src, "validation split", Pages::Small))
+                            Some(read_source(src, "validation split", limit, Pages::Small))
                         }
                         ValSource::Holdout(_) => None,
                     },
                     || {
                         spec.test
                             .as_ref()
-                            .map(|t| read_source(t, "test split", Pages::Small))
+                            .map(|t| read_source(t, "test split", limit, Pages::Small))
                     },
                 )
             },
         );
-        let train = train?;
+        let (train, train_files) = train?;
         let val = val.transpose()?;
         let test = test.transpose()?;
+        let classes = class_count(spec, &train, &train_files)?;
+        let from_key = spec.classes.is_some();
+        check_labels(&train.y, &train_files, classes, from_key)?;
+        for (split, files) in val.iter().chain(&test) {
+            check_labels(&split.y, files, classes, from_key)?;
+        }
+        let val = val.map(|(split, _)| split);
+        let test = test.map(|(split, _)| split);
         let (train, val) = match (&spec.val, val) {
             (ValSource::Files(_), val) => (train, val.expect("validation files are read above")),
             (ValSource::Holdout(n), _) => {
@@ -402,7 +468,21 @@ impl Dataset {
                 });
             }
         }
-        Ok(Self::preprocess(train, val, test))
+        warn_reused_files(spec);
+        Ok(Dataset {
+            classes,
+            ..Self::preprocess(train, val, test)
+        })
+    }
+
+    /// The number of classes K: every label of every split is in `0..K`.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The input dimension d (features per example) of every split.
+    pub fn dim(&self) -> usize {
+        self.train.dim()
     }
 
     /// Scales uint8 pixels by 1/255 and standardises every split with the training
@@ -414,9 +494,18 @@ impl Dataset {
     /// a step the blocked evaluation can repeat exactly. Other values are standardised in
     /// f64 and rounded to f32 once. A feature that is constant over the training split
     /// keeps a divisor of 1.
+    ///
+    /// The class count is the largest label of any split + 1, at least 2 ([`Dataset::load`]
+    /// sets the one the sweep file implies).
     pub fn preprocess(train: RawSplit, val: RawSplit, test: Option<RawSplit>) -> Dataset {
         let dim = train.x.ncols();
         let n = train.x.nrows() as f64;
+        let classes = [Some(&train), Some(&val), test.as_ref()]
+            .into_iter()
+            .flatten()
+            .flat_map(|raw| raw.y.iter().copied().max())
+            .max()
+            .map_or(2, |l| (usize::from(l) + 1).max(2));
         let scale = |raw: &RawSplit| if raw.from_bytes { 1.0 / 255.0 } else { 1.0 };
         let train_scale = scale(&train);
         // Per feature, sums over the examples in order; features are split across threads
@@ -496,6 +585,7 @@ impl Dataset {
             test: test.map(|t| apply(t, false)),
             mean,
             std,
+            classes,
         }
     }
 }
@@ -511,16 +601,6 @@ pub fn pixel_standardisation(mean: &[f64], std: &[f64], pixel_scale: f64) -> (Ve
         .map(|(&m, &s)| (-m / s) as f32)
         .collect();
     (factor, shift)
-}
-
-/// Reads `path` fully, at most `limit` bytes (guards against huge claimed sizes).
-pub(crate) fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, DataError> {
-    let file = fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut buf = Vec::new();
-    file.take(limit)
-        .read_to_end(&mut buf)
-        .map_err(|e| DataError::io(path, e))?;
-    Ok(buf)
 }
 
 impl Dataset {
@@ -702,6 +782,7 @@ mod tests {
             test: Some(split(2.0, 2)),
             mean: Array1::zeros(5),
             std: Array1::ones(5),
+            classes: NUM_CLASSES,
         };
         let key = base().fingerprint();
         assert!(key.starts_with("xxh3:") && key.len() == 5 + 16, "{key}");
