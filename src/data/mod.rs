@@ -850,4 +850,97 @@ mod tests {
         let full = read_cifar10_bin(&dir.join("data_batch_1.bin"), Pages::Small).unwrap();
         assert_eq!(full.x.slice(s![..1000, ..]), s.x);
     }
+
+    /// Writes an npy pair of `labels.len()` examples with 4 float features.
+    fn npy_pair(dir: &Path, name: &str, labels: &[i64]) -> (PathBuf, PathBuf) {
+        use ndarray_npy::WriteNpyExt;
+        let (x, y) = (
+            dir.join(format!("{name}_x.npy")),
+            dir.join(format!("{name}_y.npy")),
+        );
+        let n = labels.len();
+        Array2::from_shape_fn((n, 4), |(i, j)| (i * 4 + j) as f32)
+            .write_npy(fs::File::create(&x).unwrap())
+            .unwrap();
+        Array1::from(labels.to_vec())
+            .write_npy(fs::File::create(&y).unwrap())
+            .unwrap();
+        (x, y)
+    }
+
+    fn npy_spec(
+        train: (PathBuf, PathBuf),
+        val: (PathBuf, PathBuf),
+        classes: Option<usize>,
+    ) -> DataSpec {
+        DataSpec {
+            train: Source::Npy(vec![train]),
+            val: ValSource::Files(Source::Npy(vec![val])),
+            test: None,
+            classes,
+        }
+    }
+
+    #[test]
+    fn classes_come_from_the_key_or_the_largest_training_label() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let train = npy_pair(d, "train", &[0, 2, 1, 2, 0]);
+        let val = npy_pair(d, "val", &[1, 0]);
+        let data = Dataset::load(&npy_spec(train.clone(), val.clone(), None)).unwrap();
+        assert_eq!((data.classes(), data.dim()), (3, 4));
+        let data = Dataset::load(&npy_spec(train.clone(), val.clone(), Some(7))).unwrap();
+        assert_eq!(data.classes(), 7);
+        // 200 classes: labels beyond CIFAR-10's 0..9 are fine.
+        let wide = npy_pair(d, "wide", &[0, 199, 5]);
+        assert_eq!(
+            Dataset::load(&npy_spec(wide, val.clone(), None))
+                .unwrap()
+                .classes(),
+            200
+        );
+        // CIFAR-10 has 10 classes whatever labels a subset holds.
+        let bin = d.join("two.bin");
+        fs::write(&bin, [record(1, 0), record(2, 0)].concat()).unwrap();
+        let spec = DataSpec {
+            train: Source::Cifar10Bin(vec![bin.clone()]),
+            val: ValSource::Files(Source::Cifar10Bin(vec![bin])),
+            test: None,
+            classes: None,
+        };
+        assert_eq!(Dataset::load(&spec).unwrap().classes(), NUM_CLASSES);
+    }
+
+    #[test]
+    fn labels_beyond_the_classes_are_refused_naming_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let train = npy_pair(d, "train", &[0, 1, 1]);
+        let val = npy_pair(d, "val", &[1, 0, 2]);
+        let err = Dataset::load(&npy_spec(train.clone(), val.clone(), None)).unwrap_err();
+        assert!(
+            matches!(&err, DataError::LabelOutOfRange { path, index: 2, label: 2, classes: 2, .. } if path == &val.1),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("val_y.npy")
+                && text.contains("largest training label + 1")
+                && text.contains("set `classes = K`"),
+            "{text}"
+        );
+        // With the key, training labels are checked too (while reading).
+        let err = Dataset::load(&npy_spec(val.clone(), train.clone(), Some(2))).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("label 2 at index 2 is not a class 0..=1"),
+            "{err}"
+        );
+        let zeros = npy_pair(d, "zeros", &[0, 0]);
+        let err = Dataset::load(&npy_spec(zeros, val.clone(), None)).unwrap_err();
+        assert!(matches!(err, DataError::OneClass { .. }), "{err:?}");
+        let big = npy_pair(d, "big", &[0, 256]);
+        let err = Dataset::load(&npy_spec(big, val, None)).unwrap_err();
+        assert!(err.to_string().contains("at most 256 classes"), "{err}");
+    }
 }
