@@ -52,7 +52,10 @@ fn weights(sweep_dir: &Path) -> Vec<(String, Vec<Vec<u8>>)> {
             let files = ["W.npy", "b.npy", "metrics.csv"]
                 .map(|f| fs::read(run.join(f)).unwrap())
                 .to_vec();
-            (run.file_name().unwrap().to_string_lossy().into_owned(), files)
+            (
+                run.file_name().unwrap().to_string_lossy().into_owned(),
+                files,
+            )
         })
         .collect();
     runs.sort();
@@ -169,13 +172,26 @@ fn npy_labels_beyond_the_classes_exit_2_naming_the_file() {
         d.display()
     );
     let cases = [
-        ("", "val_y.npy: label 3 at index 1 is not one of the 3 classes 0..=2 (the largest training label + 1); set `classes = K` in [data]"),
-        ("classes = 3\n", "val_y.npy: label 3 at index 1 is not a class 0..=2: `classes = 3` in [data] allows 0..=2; raise it, or fix the labels"),
-        ("classes = 1\n", "s.toml:6:11: `data.classes` must be a whole number from 2 to 256, found 1"),
+        (
+            "",
+            "val_y.npy: label 3 at index 1 is not one of the 3 classes 0..=2 (the largest training label + 1); set `classes = K` in [data]",
+        ),
+        (
+            "classes = 3\n",
+            "val_y.npy: label 3 at index 1 is not a class 0..=2: `classes = 3` in [data] allows 0..=2; raise it, or fix the labels",
+        ),
+        (
+            "classes = 1\n",
+            "s.toml:6:11: `data.classes` must be a whole number from 2 to 256, found 1",
+        ),
     ];
     for (extra, want) in cases {
         let spec = d.join("s.toml");
-        fs::write(&spec, format!("{data}{extra}\n[train]\nepochs = 1\nbatch_size = 2\n")).unwrap();
+        fs::write(
+            &spec,
+            format!("{data}{extra}\n[train]\nepochs = 1\nbatch_size = 2\n"),
+        )
+        .unwrap();
         let stderr = run(&spec, &d.join("out"), 2);
         assert!(stderr.contains(want), "{extra}: {stderr}");
         assert!(!d.join("out").exists(), "{extra}: nothing is written");

@@ -3,9 +3,9 @@
 //! can all use it without importing `data/mod.rs`.
 
 /// Bytes per CIFAR-10 binary record: one label byte and 32 x 32 x 3 pixels.
-pub const CIFAR10_RECORD: usize = 1 + CIFAR10_DIM;
+pub(crate) const CIFAR10_RECORD: usize = 1 + CIFAR10_DIM;
 /// Input dimension of a CIFAR-10 image.
-pub const CIFAR10_DIM: usize = 3072;
+pub(crate) const CIFAR10_DIM: usize = 3072;
 /// Number of classes of CIFAR-10 (both of its formats). Other data sets have their own
 /// count, [`crate::data::Dataset::classes`].
 pub const NUM_CLASSES: usize = 10;

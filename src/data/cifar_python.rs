@@ -30,9 +30,9 @@ use std::rc::Rc;
 
 use ndarray::Array2;
 
-/// The folder name, the batch file names (which have no extension) and the test of a
-/// folder: the spec infers the format from them, so they are the spec's.
-pub use crate::spec::{PYTHON_BATCH_FILES as BATCH_FILES, PYTHON_DIR, is_python_dir};
+/// Whether a folder holds the python version (its extensionless batch files): the spec
+/// infers the format from it, so it is the spec's.
+pub use crate::spec::is_python_dir;
 
 /// The file of the python version that holds the class names.
 pub const META_FILE: &str = "batches.meta";

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::spec::{AXES, AXIS_COUNT, AXIS_KEYS, AxisName, AxisValue, IdPart, Precision, ValidSpec};
 
 /// Largest number of runs a sweep may plan.
-pub const MAX_RUNS: usize = 1_000_000;
+pub(crate) const MAX_RUNS: usize = 1_000_000;
 
 /// The two hyperparameters in which the runs of a group may differ.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,7 +44,7 @@ pub struct TrainConfig {
 
 /// A float as text (run ids, CSV cells): the shortest digits that read back to the same
 /// value, in scientific notation when that is shorter (`1e-5`, `0.1`, `1.0`).
-pub fn num(v: f64) -> String {
+pub(crate) fn num(v: f64) -> String {
     format!("{v:?}")
 }
 
@@ -124,7 +124,7 @@ impl Default for RunParams {
 
 impl RunParams {
     /// The value of one axis.
-    pub fn get(&self, name: AxisName) -> AxisValue {
+    pub(crate) fn get(&self, name: AxisName) -> AxisValue {
         match name {
             AxisName::Lambda => AxisValue::Float(self.lambda),
             AxisName::Eta => AxisValue::Float(self.eta),
@@ -157,14 +157,14 @@ impl RunParams {
         AXES.map(|axis| csv_text(self.get(axis.name)))
     }
 
-    pub fn hyper(&self) -> Hyper {
+    pub(crate) fn hyper(&self) -> Hyper {
         Hyper {
             lambda: self.lambda,
             eta: self.eta,
         }
     }
 
-    pub fn train_config(&self) -> TrainConfig {
+    pub(crate) fn train_config(&self) -> TrainConfig {
         TrainConfig {
             batch_size: self.batch_size,
             epochs: self.epochs,
@@ -176,7 +176,7 @@ impl RunParams {
 
     /// Runs with equal keys see the same examples in the same order from the same
     /// initial weights, and so can train fused.
-    pub fn group_key(&self) -> (usize, usize, u64, bool, Precision, u64) {
+    pub(crate) fn group_key(&self) -> (usize, usize, u64, bool, Precision, u64) {
         (
             self.batch_size,
             self.epochs,
@@ -197,7 +197,7 @@ impl RunParams {
 pub struct RunId(String);
 
 impl RunId {
-    pub fn new(p: &RunParams) -> Self {
+    pub(crate) fn new(p: &RunParams) -> Self {
         let mut id = String::new();
         for axis in &AXES {
             let value = p.get(axis.name);
@@ -223,15 +223,6 @@ impl RunId {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    /// The id of the run's setting: the id without its seed.
-    pub fn setting(&self) -> String {
-        self.0
-            .split('_')
-            .filter(|part| !part.starts_with("seed="))
-            .collect::<Vec<_>>()
-            .join("_")
     }
 }
 
@@ -343,10 +334,6 @@ mod tests {
                 "lambda=1_eta=0.001_batch=100_epochs=40_seed=1",
                 "lambda=1_eta=0.001_batch=100_epochs=40_seed=2",
             ]
-        );
-        assert_eq!(
-            p.runs[7].id.setting(),
-            "lambda=1_eta=0.001_batch=100_epochs=40"
         );
     }
 

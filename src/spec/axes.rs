@@ -22,7 +22,7 @@ pub enum Precision {
 }
 
 impl Precision {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Precision::F32 => "f32",
             Precision::F64 => "f64",
@@ -41,7 +41,7 @@ pub enum AxisValue {
 
 /// How an axis shows in a run id (ids are joined by `_`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdPart {
+pub(crate) enum IdPart {
     /// Always, as `label=value`.
     Always(&'static str),
     /// Only when the value is not the default, as `label=value`.
@@ -52,7 +52,7 @@ pub enum IdPart {
 
 /// One axis: everything the spec and the plan know about it.
 #[derive(Debug, Clone, Copy)]
-pub struct AxisDef {
+pub(crate) struct AxisDef {
     pub name: AxisName,
     /// The key in `[train]` and `[[grid]]`, and the column in the plan's CSVs.
     pub key: &'static str,
@@ -73,10 +73,10 @@ macro_rules! axes {
         }
 
         /// Number of axes.
-        pub const AXIS_COUNT: usize = [$($key),*].len();
+        pub(crate) const AXIS_COUNT: usize = [$($key),*].len();
 
         /// Every axis, in the order of the plan's CSV columns and of the run id.
-        pub const AXES: [AxisDef; AXIS_COUNT] = [
+        pub(crate) const AXES: [AxisDef; AXIS_COUNT] = [
             $(AxisDef {
                 name: AxisName::$name,
                 key: $key,
@@ -87,7 +87,7 @@ macro_rules! axes {
         ];
 
         /// The axes' keys, in [`AXES`] order.
-        pub const AXIS_KEYS: [&str; AXIS_COUNT] = [$($key),*];
+        pub(crate) const AXIS_KEYS: [&str; AXIS_COUNT] = [$($key),*];
     };
 }
 
@@ -135,11 +135,11 @@ impl AxisName {
     };
 
     /// The axis's row of [`AXES`].
-    pub fn def(self) -> &'static AxisDef {
+    pub(crate) fn def(self) -> &'static AxisDef {
         &AXES[self as usize]
     }
 
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         self.def().key
     }
 }

@@ -24,7 +24,7 @@ pub enum DataFormat {
 
 impl DataFormat {
     /// The value of `format` that selects it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DataFormat::Cifar10Bin => "cifar10-bin",
             DataFormat::Npy => "npy",
@@ -34,10 +34,10 @@ impl DataFormat {
 }
 
 /// The folder name inside the official `cifar-10-python.tar.gz`.
-pub const PYTHON_DIR: &str = "cifar-10-batches-py";
+pub(crate) const PYTHON_DIR: &str = "cifar-10-batches-py";
 
 /// The batch file names of the python version, which have no extension.
-pub const PYTHON_BATCH_FILES: [&str; 6] = [
+pub(crate) const PYTHON_BATCH_FILES: [&str; 6] = [
     "data_batch_1",
     "data_batch_2",
     "data_batch_3",
@@ -55,7 +55,7 @@ pub fn is_python_dir(dir: &Path) -> bool {
 }
 
 /// The most classes a data set may have: labels are held as bytes.
-pub const MAX_CLASSES: usize = 256;
+pub(crate) const MAX_CLASSES: usize = 256;
 
 /// Where a split's examples come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,21 +66,6 @@ pub enum Source {
     Npy(Vec<(PathBuf, PathBuf)>),
     /// CIFAR-10 "python version" batch files (pickles).
     Cifar10Python(Vec<PathBuf>),
-}
-
-impl Source {
-    /// The files this source reads.
-    pub fn files(&self) -> Vec<&Path> {
-        match self {
-            Source::Cifar10Bin(files) | Source::Cifar10Python(files) => {
-                files.iter().map(PathBuf::as_path).collect()
-            }
-            Source::Npy(pairs) => pairs
-                .iter()
-                .flat_map(|(x, y)| [x.as_path(), y.as_path()])
-                .collect(),
-        }
-    }
 }
 
 /// How validation examples are obtained.

@@ -20,14 +20,13 @@ use toml::Spanned;
 use toml::Value;
 
 use axes::RawAxes;
-pub use axes::{AXES, AXIS_COUNT, AXIS_KEYS, AxisDef, AxisName, AxisValue, IdPart, Precision};
-pub use data::{
-    DataFormat, DataSpec, MAX_CLASSES, PYTHON_BATCH_FILES, PYTHON_DIR, Source, ValSource,
-    is_python_dir,
-};
+pub(crate) use axes::{AXES, AXIS_COUNT, AXIS_KEYS, IdPart};
+pub use axes::{AxisName, AxisValue, Precision};
+pub(crate) use data::MAX_CLASSES;
+pub use data::{DataFormat, DataSpec, Source, ValSource, is_python_dir};
 use data::{RawData, data_section};
+pub use values::SpecError;
 use values::{Ctx, describe, float_in, int_in, string};
-pub use values::{MAX_AXIS_VALUES, SpecError};
 
 /// An axis: a key and the values it takes, in file order.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +66,7 @@ pub enum Method {
 }
 
 impl Method {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Method::Forward => "forward",
             Method::Centred => "centred",
@@ -120,7 +119,7 @@ struct RawCheck {
 
 /// Reads and validates the sweep file at `path`. `data_dir` (the `--data` flag) replaces
 /// `[data].dir`.
-pub fn load(path: &Path, data_dir: Option<&Path>) -> Result<ValidSpec, SpecError> {
+pub(crate) fn load(path: &Path, data_dir: Option<&Path>) -> Result<ValidSpec, SpecError> {
     let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
         path: path.to_path_buf(),
         source,
@@ -483,12 +482,12 @@ mod tests {
         );
         // By the official folder's name alone (its files may still be missing), and
         // through `dir` as well as `--data`.
-        let named = tmp.path().join(PYTHON_DIR);
+        let named = tmp.path().join(data::PYTHON_DIR);
         assert_eq!(
             parse(&spec, text, Some(&named)).unwrap().format,
             DataFormat::Cifar10Python
         );
-        let with_dir = format!("[data]\ndir = \"{PYTHON_DIR}\"\n{}", &text[7..]);
+        let with_dir = format!("[data]\ndir = \"{}\"\n{}", data::PYTHON_DIR, &text[7..]);
         assert_eq!(
             parse(&spec, &with_dir, None).unwrap().format,
             DataFormat::Cifar10Python

@@ -29,7 +29,7 @@ pub enum SpecError {
 }
 
 /// Largest number of values one axis may list.
-pub const MAX_AXIS_VALUES: usize = 10_000;
+pub(crate) const MAX_AXIS_VALUES: usize = 10_000;
 
 /// Validation context: the file, to turn byte spans into line:column.
 pub(crate) struct Ctx<'a> {
