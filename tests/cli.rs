@@ -871,7 +871,9 @@ fn cases(data: &Path) -> Vec<Case> {
         case(
             "bad format",
             sample(TINY).replacen("format = \"cifar10-bin\"", "format = §\"png\"", 1),
-            &["`data.format` must be \"cifar10-bin\" or \"npy\", found the string \"png\""],
+            &[
+                "`data.format` must be \"cifar10-bin\", \"cifar10-python\" or \"npy\", found the string \"png\"",
+            ],
         ),
         case(
             "missing [data].train",

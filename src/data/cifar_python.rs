@@ -19,6 +19,9 @@
 //! `test_batch` and `batches.meta`, with no file extensions. Each data row is
 //! 3072 bytes in the same order as the binary version: the 1024 red values,
 //! then green, then blue, each a 32x32 plane in row-major order.
+//!
+//! A leaf of `data/`: it imports only the folder layout, which is `spec`'s (the spec
+//! infers the format from it).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -27,18 +30,9 @@ use std::rc::Rc;
 
 use ndarray::Array2;
 
-/// The folder name inside the official `cifar-10-python.tar.gz`.
-pub const PYTHON_DIR: &str = "cifar-10-batches-py";
-
-/// The batch file names of the python version, which have no extension.
-pub const BATCH_FILES: [&str; 6] = [
-    "data_batch_1",
-    "data_batch_2",
-    "data_batch_3",
-    "data_batch_4",
-    "data_batch_5",
-    "test_batch",
-];
+/// Whether a folder holds the python version (its extensionless batch files): the spec
+/// infers the format from it, so it is the spec's.
+pub use crate::spec::is_python_dir;
 
 /// The file of the python version that holds the class names.
 pub const META_FILE: &str = "batches.meta";
@@ -150,12 +144,6 @@ pub fn read_label_names(path: &Path) -> Result<Vec<String>, PickleError> {
             _ => Err(structure(path, format!("class name {i} is not a string"))),
         })
         .collect()
-}
-
-/// Tells whether `dir` holds the python version: at least one of
-/// `data_batch_1` ... `data_batch_5` or `test_batch`, without extension.
-pub fn is_python_dir(dir: &Path) -> bool {
-    BATCH_FILES.iter().any(|name| dir.join(name).is_file())
 }
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, PickleError> {

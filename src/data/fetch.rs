@@ -37,7 +37,7 @@ pub const PART_FILE: &str = ".cifar-10-binary.tar.gz.part";
 /// The prefix of the temporary extraction folders inside the target folder.
 const EXTRACT_PREFIX: &str = ".cifar-10-extract-";
 
-pub use crate::data::CIFAR10_CLASSES as CLASS_NAMES;
+pub use super::cifar10::CIFAR10_CLASSES as CLASS_NAMES;
 
 /// A download with no known size stops here, so a misbehaving server cannot
 /// fill the disk. The official archive is 170,052,171 bytes.

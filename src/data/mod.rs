@@ -1,5 +1,12 @@
-//! Datasets: reading CIFAR-10 binary batches and users' `.npy` files, splitting, and
-//! the lab's preprocessing.
+//! Datasets: reading CIFAR-10 (binary and python versions) and users' `.npy` files,
+//! splitting, and the lab's preprocessing.
+//!
+//! Owns every reader of data files and the [`Dataset`] that runs borrow. May import
+//! `spec` (what to read), `kernel` (padded, page-backed matrices) and `rng`/`error`.
+//! Inside the folder the dependencies point one way, and nothing imports this file:
+//! `cifar10` (facts), `error`, `io`, `npy` and `cifar_python` are leaves; `raw` reads
+//! each format into a [`RawSplit`] through them; `fetch` installs the files and uses only
+//! `cifar10`. This file makes the [`Dataset`]: class count, label checks, preprocessing.
 //!
 //! Raw pixels are read once, scaled by 1/255 (uint8 input only), standardised per feature
 //! with the training split's mean and standard deviation, and held as one `f32` matrix per
@@ -8,289 +15,119 @@
 //! for the evaluation of few runs ([`crate::kernel::Blocked`]). Every run borrows the
 //! same [`Dataset`]; nothing is copied per run.
 
+pub mod cifar10;
 pub mod cifar_python;
+pub mod error;
 pub mod fetch;
+pub(crate) mod io;
 pub mod npy;
+mod raw;
 
-use std::fs;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use ndarray::{Array1, Array2, Axis, Zip, s};
 use rayon::prelude::*;
+use tracing::warn;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::kernel::{self, Blocked, Pages, padded_zeros};
+use crate::kernel::{self, Blocked, Pages};
+use crate::spec::MAX_CLASSES;
 pub use crate::spec::{DataSpec, Source, ValSource};
+pub use cifar10::{CIFAR10_CLASSES, NUM_CLASSES};
+pub use error::DataError;
+use raw::{LabelFiles, read_source};
+pub use raw::{RawSplit, parse_cifar10_bin};
 
-/// Bytes per CIFAR-10 binary record: one label byte and 32 x 32 x 3 pixels.
-pub const CIFAR10_RECORD: usize = 1 + CIFAR10_DIM;
-/// Input dimension of a CIFAR-10 image.
-pub const CIFAR10_DIM: usize = 3072;
-/// Number of classes the classifier predicts.
-pub const NUM_CLASSES: usize = 10;
-/// CIFAR-10's class names, in label order.
-pub const CIFAR10_CLASSES: [&str; NUM_CLASSES] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
-
-/// Why a data file could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum DataError {
-    #[error("cannot read data file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error(
-        "data file {path} is missing; looked for it in {dir}; put the CIFAR-10 binary files there \
-         (`sweep data fetch cifar10` downloads them) or point `[data].dir`/`--data` at them"
-    )]
-    Missing { path: PathBuf, dir: PathBuf },
-    #[error("data file {path} is empty; it should hold {CIFAR10_RECORD}-byte CIFAR-10 records")]
-    Empty { path: PathBuf },
-    #[error(
-        "data file {path} is {len} bytes, not a multiple of the {CIFAR10_RECORD}-byte CIFAR-10 record: \
-         the last record is cut short after {tail} bytes (truncated download?)"
-    )]
-    Truncated { path: PathBuf, len: u64, tail: u64 },
-    #[error(
-        "data file {path}, record {record} (byte offset {offset}): label {label} is not a class 0..=9"
-    )]
-    BadLabel {
-        path: PathBuf,
-        record: usize,
-        offset: usize,
-        label: u64,
-    },
-    #[error("{path}: {message}")]
-    Npy { path: PathBuf, message: String },
-    #[error("{what}: {message}")]
-    Shape { what: String, message: String },
-}
-
-impl DataError {
-    fn io(path: &Path, source: io::Error) -> Self {
-        if source.kind() == io::ErrorKind::NotFound {
-            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            DataError::Missing {
-                path: path.to_path_buf(),
-                dir,
-            }
-        } else {
-            DataError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
-        }
+/// The number of classes: `[data].classes`, 10 for CIFAR-10, else the largest training
+/// label + 1 (refused below 2).
+fn class_count(spec: &DataSpec, train: &RawSplit, files: &LabelFiles) -> Result<usize, DataError> {
+    if let Some(k) = spec.classes {
+        return Ok(k);
     }
+    if !matches!(spec.train, Source::Npy(_)) {
+        return Ok(NUM_CLASSES);
+    }
+    let k = usize::from(train.y.iter().copied().max().unwrap_or(0)) + 1;
+    if k < 2 {
+        return Err(DataError::OneClass {
+            files: files
+                .iter()
+                .map(|(f, _)| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    Ok(k)
 }
 
-/// `x` copied into rows padded by one cache line ([`padded_zeros`]).
-///
-/// Every split is held this way. Unpadded, a CIFAR-10 row is exactly 3 x 4096 bytes, so
-/// the same feature of every example falls in the same L1 cache set, and the gradient
-/// product, which reads one feature range of all the rows of a batch at once, misses L1
-/// on nearly every load.
-fn padded(x: ndarray::ArrayView2<f32>, pages: Pages) -> Array2<f32> {
-    let mut out = padded_zeros(x.nrows(), x.ncols(), pages);
-    out.assign(&x);
-    out
-}
-
-/// Raw examples as read from disk: pixel values (uint8 files give 0..=255) and labels.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RawSplit {
-    /// One example per row.
-    pub x: Array2<f32>,
-    /// The label of each row, in `0..NUM_CLASSES`.
-    pub y: Vec<u8>,
-    /// Whether `x` came from uint8 pixels (and so is scaled by 1/255 before use).
-    pub from_bytes: bool,
-}
-
-impl RawSplit {
-    fn concat(parts: Vec<RawSplit>, what: &str, pages: Pages) -> Result<RawSplit, DataError> {
-        let Some(first) = parts.first() else {
-            return Err(DataError::Shape {
-                what: what.to_string(),
-                message: "no files given".into(),
-            });
-        };
-        let (dim, from_bytes) = (first.x.ncols(), first.from_bytes);
-        if let Some(bad) = parts.iter().find(|p| p.x.ncols() != dim) {
-            return Err(DataError::Shape {
-                what: what.to_string(),
-                message: format!(
-                    "files disagree on the input dimension ({dim} vs {})",
-                    bad.x.ncols()
-                ),
+/// Refuses the first label of `y` that is not below `classes`, naming its file.
+fn check_labels(
+    y: &[u8],
+    files: &LabelFiles,
+    classes: usize,
+    from_key: bool,
+) -> Result<(), DataError> {
+    for (path, rows) in files {
+        if let Some(index) = y[rows.clone()]
+            .iter()
+            .position(|&l| usize::from(l) >= classes)
+        {
+            let (why, hint) = if from_key {
+                (
+                    "set by `classes` in [data]",
+                    "raise `classes` to the number of classes, or fix the labels",
+                )
+            } else {
+                (
+                    "the largest training label + 1",
+                    "set `classes = K` in [data] to the number of classes (at most 256), \
+                     or drop the examples of classes the training split lacks",
+                )
+            };
+            return Err(DataError::LabelOutOfRange {
+                path: path.clone(),
+                index,
+                label: y[rows.start + index],
+                classes,
+                why: why.to_string(),
+                hint: hint.to_string(),
             });
         }
-        if parts.len() == 1 {
-            return Ok(parts.into_iter().next().expect("one part"));
-        }
-        let rows = parts.iter().map(|p| p.x.nrows()).sum();
-        let mut x = padded_zeros(rows, dim, pages);
-        let mut start = 0;
-        for p in &parts {
-            x.slice_mut(s![start..start + p.x.nrows(), ..]).assign(&p.x);
-            start += p.x.nrows();
-        }
-        let y = parts.iter().flat_map(|p| p.y.iter().copied()).collect();
-        Ok(RawSplit {
-            x,
-            y,
-            from_bytes: from_bytes && parts.iter().all(|p| p.from_bytes),
-        })
     }
-
-    /// The last `n` examples split off into a second set (the first kept on huge pages, as
-    /// it is the training split).
-    fn split_tail(self, n: usize) -> (RawSplit, RawSplit) {
-        let keep = self.x.nrows() - n;
-        let head = RawSplit {
-            x: padded(self.x.slice(s![..keep, ..]), Pages::Huge),
-            y: self.y[..keep].to_vec(),
-            from_bytes: self.from_bytes,
-        };
-        let tail = RawSplit {
-            x: padded(self.x.slice(s![keep.., ..]), Pages::Small),
-            y: self.y[keep..].to_vec(),
-            from_bytes: self.from_bytes,
-        };
-        (head, tail)
-    }
+    Ok(())
 }
 
-/// Reads one CIFAR-10 binary batch file, checking its length and every label; the
-/// examples go on `pages`.
-pub fn read_cifar10_bin(path: &Path, pages: Pages) -> Result<RawSplit, DataError> {
-    let bytes = fs::read(path).map_err(|e| DataError::io(path, e))?;
-    parse_cifar10_bin(&bytes, path, pages)
-}
-
-/// Parses the bytes of a CIFAR-10 binary batch file (`path` only names it in errors).
-pub fn parse_cifar10_bin(bytes: &[u8], path: &Path, pages: Pages) -> Result<RawSplit, DataError> {
-    if bytes.is_empty() {
-        return Err(DataError::Empty {
-            path: path.to_path_buf(),
-        });
-    }
-    if !bytes.len().is_multiple_of(CIFAR10_RECORD) {
-        return Err(DataError::Truncated {
-            path: path.to_path_buf(),
-            len: bytes.len() as u64,
-            tail: (bytes.len() % CIFAR10_RECORD) as u64,
-        });
-    }
-    let n = bytes.len() / CIFAR10_RECORD;
-    let y: Vec<u8> = bytes.chunks_exact(CIFAR10_RECORD).map(|r| r[0]).collect();
-    if let Some(record) = y.iter().position(|&l| usize::from(l) >= NUM_CLASSES) {
-        return Err(DataError::BadLabel {
-            path: path.to_path_buf(),
-            record,
-            offset: record * CIFAR10_RECORD,
-            label: u64::from(y[record]),
-        });
-    }
-    // Rows converted on every core: the first write to each fresh page of `x` is where
-    // the kernel zeroes it, a large part of loading.
-    let mut x = padded_zeros::<f32>(n, CIFAR10_DIM, pages);
-    x.axis_iter_mut(ndarray::Axis(0))
-        .into_par_iter()
-        .zip(bytes.par_chunks_exact(CIFAR10_RECORD))
-        .for_each(|(mut row, record)| {
-            for (dst, &src) in row.iter_mut().zip(&record[1..]) {
-                *dst = f32::from(src);
+/// Warns, one line each, about validation or test files that are training files (by
+/// path or by content, [`io::same_file`]): their scores would not measure generalisation.
+/// For `.npy` pairs the feature files are compared (a shared label file alone is no leak).
+fn warn_reused_files(spec: &DataSpec) {
+    let examples = |s: &Source| -> Vec<PathBuf> {
+        match s {
+            Source::Cifar10Bin(files) | Source::Cifar10Python(files) => files.clone(),
+            Source::Npy(pairs) => pairs.iter().map(|(x, _)| x.clone()).collect(),
+        }
+    };
+    let train = examples(&spec.train);
+    let others = [
+        match &spec.val {
+            ValSource::Files(s) => Some(("validation", s)),
+            ValSource::Holdout(_) => None,
+        },
+        spec.test.as_ref().map(|s| ("test", s)),
+    ];
+    for (what, source) in others.into_iter().flatten() {
+        for file in examples(source) {
+            if let Some(t) = train.iter().find(|t| io::same_file(&file, t)) {
+                warn!(
+                    "{what} file {} is the training file {}: its scores will not measure \
+                     generalisation; use examples that are not trained on",
+                    file.display(),
+                    t.display()
+                );
             }
-        });
-    Ok(RawSplit {
-        x,
-        y,
-        from_bytes: true,
-    })
-}
-
-/// Reads one CIFAR-10 python-version batch (a pickle, parsed without executing code).
-pub fn read_cifar10_python(path: &Path, pages: Pages) -> Result<RawSplit, DataError> {
-    if !path.exists() {
-        return Err(DataError::io(
-            path,
-            io::Error::from(io::ErrorKind::NotFound),
-        ));
+        }
     }
-    let (x, y) = crate::data::cifar_python::read_batch(path).map_err(|e| DataError::Npy {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let mut xf = padded_zeros(x.nrows(), x.ncols(), pages);
-    Zip::from(&mut xf)
-        .and(&x)
-        .for_each(|d, &v| *d = f32::from(v));
-    Ok(RawSplit {
-        x: xf,
-        y,
-        from_bytes: true,
-    })
-}
-
-/// Reads a users' `.npy` pair: X (N x d; uint8, float32 or float64) and y (N; integers).
-pub fn read_npy_pair(x_path: &Path, y_path: &Path, pages: Pages) -> Result<RawSplit, DataError> {
-    let (x, from_bytes) = crate::data::npy::read_features(x_path)?;
-    let y = crate::data::npy::read_labels(y_path, NUM_CLASSES)?;
-    if x.nrows() != y.len() {
-        return Err(DataError::Shape {
-            what: format!("{} and {}", x_path.display(), y_path.display()),
-            message: format!(
-                "X has {} rows but y has {} labels; they must describe the same examples",
-                x.nrows(),
-                y.len()
-            ),
-        });
-    }
-    Ok(RawSplit {
-        x: padded(x.view(), pages),
-        y,
-        from_bytes,
-    })
-}
-
-/// Reads every file of this source into one split on `pages` (the parts too, when
-/// there is only one).
-fn read_source(source: &Source, what: &str, pages: Pages) -> Result<RawSplit, DataError> {
-    // Several parts are copied into one split: only that copy needs `pages`.
-    let single = match source {
-        Source::Cifar10Bin(files) | Source::Cifar10Python(files) => files.len() == 1,
-        Source::Npy(pairs) => pairs.len() == 1,
-    };
-    let part_pages = if single { pages } else { Pages::Small };
-    let parts = match source {
-        Source::Cifar10Bin(files) => files
-            .iter()
-            .map(|f| read_cifar10_bin(f, part_pages))
-            .collect::<Result<Vec<_>, _>>()?,
-        Source::Npy(pairs) => pairs
-            .iter()
-            .map(|(x, y)| read_npy_pair(x, y, part_pages))
-            .collect::<Result<Vec<_>, _>>()?,
-        Source::Cifar10Python(files) => files
-            .iter()
-            .map(|f| read_cifar10_python(f, part_pages))
-            .collect::<Result<Vec<_>, _>>()?,
-    };
-    RawSplit::concat(parts, what, pages)
 }
 
 /// One preprocessed split: standardised features (one example per row) and labels.
@@ -310,7 +147,7 @@ impl Dataset {
     /// gradient check's small model (`dims` as the lab's quick check).
     pub fn first_features(&self, dims: usize) -> Dataset {
         let cut = |split: &Split| Split {
-            x: padded(split.x.slice(s![.., ..dims]), Pages::Small),
+            x: raw::padded(split.x.slice(s![.., ..dims]), Pages::Small),
             y: split.y.clone(),
             pixel_std: None,
             blocked: OnceLock::new(),
@@ -321,6 +158,7 @@ impl Dataset {
             test: None,
             mean: self.mean.slice(s![..dims]).to_owned(),
             std: self.std.slice(s![..dims]).to_owned(),
+            classes: self.classes,
         }
     }
 }
@@ -331,22 +169,18 @@ impl Split {
     /// (only runs scored alone or in pairs use it, so sweeps of many runs never spend the
     /// memory). `None` for other splits, or if some value of `x` is not a standardised
     /// pixel.
-    pub fn blocked(&self) -> Option<&Blocked> {
+    pub(crate) fn blocked(&self) -> Option<&Blocked> {
         let (factor, shift) = self.pixel_std.as_ref()?;
         self.blocked
             .get_or_init(|| Blocked::from_standardised(self.x.view(), factor, shift))
             .as_ref()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.y.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.y.is_empty()
-    }
-
-    pub fn dim(&self) -> usize {
+    pub(crate) fn dim(&self) -> usize {
         self.x.ncols()
     }
 }
@@ -361,36 +195,49 @@ pub struct Dataset {
     pub mean: Array1<f64>,
     /// Per-feature standard deviation of the training split (population, ddof = 0).
     pub std: Array1<f64>,
+    /// K ([`Dataset::classes`]).
+    classes: usize,
 }
 
 impl Dataset {
     /// Reads every file of `spec` and preprocesses the splits.
-    pub fn load(spec: &DataSpec) -> Result<Dataset, DataError> {
+    pub(crate) fn load(spec: &DataSpec) -> Result<Dataset, DataError> {
         // The files are read at the same time (each converted on every core as well);
         // errors are reported in split order.
+        // npy labels are refused while reading when no class count can hold them: at
+        // most `classes` when it is set, else what a byte holds.
+        let limit = spec.classes.unwrap_or(MAX_CLASSES);
         let (train, (val, test)) = rayon::join(
             // Only the training split, read in random order, is worth huge pages (and
             // a held-out validation set is copied off it onto small ones).
-            || read_source(&spec.train, "training split", Pages::Huge),
+            || read_source(&spec.train, "training split", limit, Pages::Huge),
             || {
                 rayon::join(
                     || match &spec.val {
                         ValSource::Files(src) => {
-                            Some(read_source(src, "validation split", Pages::Small))
+                            Some(read_source(src, "validation split", limit, Pages::Small))
                         }
                         ValSource::Holdout(_) => None,
                     },
                     || {
                         spec.test
                             .as_ref()
-                            .map(|t| read_source(t, "test split", Pages::Small))
+                            .map(|t| read_source(t, "test split", limit, Pages::Small))
                     },
                 )
             },
         );
-        let train = train?;
+        let (train, train_files) = train?;
         let val = val.transpose()?;
         let test = test.transpose()?;
+        let classes = class_count(spec, &train, &train_files)?;
+        let from_key = spec.classes.is_some();
+        check_labels(&train.y, &train_files, classes, from_key)?;
+        for (split, files) in val.iter().chain(&test) {
+            check_labels(&split.y, files, classes, from_key)?;
+        }
+        let val = val.map(|(split, _)| split);
+        let test = test.map(|(split, _)| split);
         let (train, val) = match (&spec.val, val) {
             (ValSource::Files(_), val) => (train, val.expect("validation files are read above")),
             (ValSource::Holdout(n), _) => {
@@ -422,7 +269,21 @@ impl Dataset {
                 });
             }
         }
-        Ok(Self::preprocess(train, val, test))
+        warn_reused_files(spec);
+        Ok(Dataset {
+            classes,
+            ..Self::preprocess(train, val, test)
+        })
+    }
+
+    /// The number of classes K: every label of every split is in `0..K`.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The input dimension d (features per example) of every split.
+    pub fn dim(&self) -> usize {
+        self.train.dim()
     }
 
     /// Scales uint8 pixels by 1/255 and standardises every split with the training
@@ -434,9 +295,18 @@ impl Dataset {
     /// a step the blocked evaluation can repeat exactly. Other values are standardised in
     /// f64 and rounded to f32 once. A feature that is constant over the training split
     /// keeps a divisor of 1.
-    pub fn preprocess(train: RawSplit, val: RawSplit, test: Option<RawSplit>) -> Dataset {
+    ///
+    /// The class count is the largest label of any split + 1, at least 2 ([`Dataset::load`]
+    /// sets the one the sweep file implies).
+    pub(crate) fn preprocess(train: RawSplit, val: RawSplit, test: Option<RawSplit>) -> Dataset {
         let dim = train.x.ncols();
         let n = train.x.nrows() as f64;
+        let classes = [Some(&train), Some(&val), test.as_ref()]
+            .into_iter()
+            .flatten()
+            .flat_map(|raw| raw.y.iter().copied().max())
+            .max()
+            .map_or(2, |l| (usize::from(l) + 1).max(2));
         let scale = |raw: &RawSplit| if raw.from_bytes { 1.0 / 255.0 } else { 1.0 };
         let train_scale = scale(&train);
         // Per feature, sums over the examples in order; features are split across threads
@@ -516,6 +386,7 @@ impl Dataset {
             test: test.map(|t| apply(t, false)),
             mean,
             std,
+            classes,
         }
     }
 }
@@ -523,7 +394,11 @@ impl Dataset {
 /// The f32 factor and shift that standardise feature `k`'s pixels, `x = fma(pixel,
 /// factor[k], shift[k])`, for pixels scaled by `pixel_scale` and the training split's
 /// `mean` and `std`.
-pub fn pixel_standardisation(mean: &[f64], std: &[f64], pixel_scale: f64) -> (Vec<f32>, Vec<f32>) {
+pub(crate) fn pixel_standardisation(
+    mean: &[f64],
+    std: &[f64],
+    pixel_scale: f64,
+) -> (Vec<f32>, Vec<f32>) {
     let factor = std.iter().map(|&s| (pixel_scale / s) as f32).collect();
     let shift = mean
         .iter()
@@ -531,16 +406,6 @@ pub fn pixel_standardisation(mean: &[f64], std: &[f64], pixel_scale: f64) -> (Ve
         .map(|(&m, &s)| (-m / s) as f32)
         .collect();
     (factor, shift)
-}
-
-/// Reads `path` fully, at most `limit` bytes (guards against huge claimed sizes).
-pub(crate) fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, DataError> {
-    let file = fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut buf = Vec::new();
-    file.take(limit)
-        .read_to_end(&mut buf)
-        .map_err(|e| DataError::io(path, e))?;
-    Ok(buf)
 }
 
 impl Dataset {
@@ -552,7 +417,7 @@ impl Dataset {
     /// XXH3-64 of every split's shape, row digests and labels in order: about 20 ms for
     /// CIFAR-10's 30,000 examples, where the serial FNV-1a of earlier versions took 100 ms
     /// before training could start.
-    pub fn fingerprint(&self) -> String {
+    pub(crate) fn fingerprint(&self) -> String {
         let mut all = Vec::new();
         for split in [Some(&self.train), Some(&self.val), self.test.as_ref()] {
             let Some(s) = split else {
@@ -592,7 +457,11 @@ fn le_bytes<'a>(v: &'a [f32], buf: &'a mut Vec<u8>) -> &'a [u8] {
 
 #[cfg(test)]
 mod tests {
+    use super::cifar10::{CIFAR10_DIM, CIFAR10_RECORD};
+    use super::raw::read_cifar10_bin;
     use super::*;
+    use std::fs;
+    use std::path::Path;
 
     fn record(label: u8, fill: u8) -> Vec<u8> {
         let mut r = vec![fill; CIFAR10_RECORD];
@@ -722,6 +591,7 @@ mod tests {
             test: Some(split(2.0, 2)),
             mean: Array1::zeros(5),
             std: Array1::ones(5),
+            classes: NUM_CLASSES,
         };
         let key = base().fingerprint();
         assert!(key.starts_with("xxh3:") && key.len() == 5 + 16, "{key}");
@@ -788,5 +658,98 @@ mod tests {
         };
         let full = read_cifar10_bin(&dir.join("data_batch_1.bin"), Pages::Small).unwrap();
         assert_eq!(full.x.slice(s![..1000, ..]), s.x);
+    }
+
+    /// Writes an npy pair of `labels.len()` examples with 4 float features.
+    fn npy_pair(dir: &Path, name: &str, labels: &[i64]) -> (PathBuf, PathBuf) {
+        use ndarray_npy::WriteNpyExt;
+        let (x, y) = (
+            dir.join(format!("{name}_x.npy")),
+            dir.join(format!("{name}_y.npy")),
+        );
+        let n = labels.len();
+        Array2::from_shape_fn((n, 4), |(i, j)| (i * 4 + j) as f32)
+            .write_npy(fs::File::create(&x).unwrap())
+            .unwrap();
+        Array1::from(labels.to_vec())
+            .write_npy(fs::File::create(&y).unwrap())
+            .unwrap();
+        (x, y)
+    }
+
+    fn npy_spec(
+        train: (PathBuf, PathBuf),
+        val: (PathBuf, PathBuf),
+        classes: Option<usize>,
+    ) -> DataSpec {
+        DataSpec {
+            train: Source::Npy(vec![train]),
+            val: ValSource::Files(Source::Npy(vec![val])),
+            test: None,
+            classes,
+        }
+    }
+
+    #[test]
+    fn classes_come_from_the_key_or_the_largest_training_label() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let train = npy_pair(d, "train", &[0, 2, 1, 2, 0]);
+        let val = npy_pair(d, "val", &[1, 0]);
+        let data = Dataset::load(&npy_spec(train.clone(), val.clone(), None)).unwrap();
+        assert_eq!((data.classes(), data.dim()), (3, 4));
+        let data = Dataset::load(&npy_spec(train.clone(), val.clone(), Some(7))).unwrap();
+        assert_eq!(data.classes(), 7);
+        // 200 classes: labels beyond CIFAR-10's 0..9 are fine.
+        let wide = npy_pair(d, "wide", &[0, 199, 5]);
+        assert_eq!(
+            Dataset::load(&npy_spec(wide, val.clone(), None))
+                .unwrap()
+                .classes(),
+            200
+        );
+        // CIFAR-10 has 10 classes whatever labels a subset holds.
+        let bin = d.join("two.bin");
+        fs::write(&bin, [record(1, 0), record(2, 0)].concat()).unwrap();
+        let spec = DataSpec {
+            train: Source::Cifar10Bin(vec![bin.clone()]),
+            val: ValSource::Files(Source::Cifar10Bin(vec![bin])),
+            test: None,
+            classes: None,
+        };
+        assert_eq!(Dataset::load(&spec).unwrap().classes(), NUM_CLASSES);
+    }
+
+    #[test]
+    fn labels_beyond_the_classes_are_refused_naming_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let train = npy_pair(d, "train", &[0, 1, 1]);
+        let val = npy_pair(d, "val", &[1, 0, 2]);
+        let err = Dataset::load(&npy_spec(train.clone(), val.clone(), None)).unwrap_err();
+        assert!(
+            matches!(&err, DataError::LabelOutOfRange { path, index: 2, label: 2, classes: 2, .. } if path == &val.1),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("val_y.npy")
+                && text.contains("largest training label + 1")
+                && text.contains("set `classes = K`"),
+            "{text}"
+        );
+        // With the key, training labels are checked too (while reading).
+        let err = Dataset::load(&npy_spec(val.clone(), train.clone(), Some(2))).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("label 2 at index 2 is not a class 0..=1"),
+            "{err}"
+        );
+        let zeros = npy_pair(d, "zeros", &[0, 0]);
+        let err = Dataset::load(&npy_spec(zeros, val.clone(), None)).unwrap_err();
+        assert!(matches!(err, DataError::OneClass { .. }), "{err:?}");
+        let big = npy_pair(d, "big", &[0, 256]);
+        let err = Dataset::load(&npy_spec(big, val, None)).unwrap_err();
+        assert!(err.to_string().contains("at most 256 classes"), "{err}");
     }
 }

@@ -1,6 +1,6 @@
 //! Reading users' `.npy` arrays safely: the header is checked against the file's real
 //! length before anything is allocated, and the dtype is dispatched to the element types
-//! `sweep` accepts.
+//! `sweep` accepts. A leaf of `data/`: imports only its [`super::error`] and [`super::io`].
 
 use std::path::Path;
 
@@ -8,7 +8,8 @@ use ndarray::{Array1, Array2};
 use ndarray_npy::ReadNpyExt;
 use ndarray_npy::npy::header::Header;
 
-use crate::data::{DataError, read_limited};
+use super::error::DataError;
+use super::io::read_limited;
 
 /// Largest `.npy` file `sweep` reads (the whole file is held in memory once).
 const MAX_NPY_BYTES: u64 = 16 << 30;
@@ -140,8 +141,10 @@ pub fn read_features(path: &Path) -> Result<(Array2<f32>, bool), DataError> {
     Ok((x, false))
 }
 
-/// Reads a vector of N integer labels, each in `0..classes`.
+/// Reads a vector of N integer labels, each in `0..classes` (labels are kept as bytes, so
+/// `classes` is at most 256).
 pub fn read_labels(path: &Path, classes: usize) -> Result<Vec<u8>, DataError> {
+    let classes = classes.min(256);
     let (bytes, _header, descr) = open(path, 1, "y")?;
     let y: Vec<i64> = match descr.as_str() {
         "|u1" => parse::<Array1<u8>>(path, &bytes)?.mapv(i64::from).to_vec(),
@@ -166,9 +169,20 @@ pub fn read_labels(path: &Path, classes: usize) -> Result<Vec<u8>, DataError> {
         .enumerate()
         .find(|&(_, &l)| l < 0 || l >= classes as i64)
     {
+        let hint = if classes >= 256 {
+            "labels are held as bytes, so at most 256 classes (0..=255) are supported".to_string()
+        } else {
+            format!(
+                "`classes = {classes}` in [data] allows 0..={}; raise it, or fix the labels",
+                classes - 1
+            )
+        };
         return Err(npy_err(
             path,
-            format!("label {l} at index {i} is not a class 0..={}", classes - 1),
+            format!(
+                "label {l} at index {i} is not a class 0..={}: {hint}",
+                classes - 1
+            ),
         ));
     }
     Ok(y.into_iter().map(|l| l as u8).collect())

@@ -4,16 +4,21 @@
 //! odometer (the last axis, always the seed, turns fastest). A run that appears twice is
 //! kept once, at its first place. Each run is named by a [`RunId`] derived only from its
 //! parameters, so it keeps its name and its output folder when the grid is edited.
+//!
+//! The second stage: imports only `spec`. The axes, their defaults, CSV columns and run-id
+//! parts come from the spec's axis table ([`crate::spec::AXES`]); [`RunParams`] holds one
+//! field per axis, reached through [`RunParams::get`] and [`RunParams::set`].
 
 use std::collections::HashSet;
 use std::fmt;
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{AxisName, AxisValue, Precision, ValidSpec};
+use crate::spec::{AXES, AXIS_COUNT, AXIS_KEYS, AxisName, AxisValue, IdPart, Precision, ValidSpec};
 
 /// Largest number of runs a sweep may plan.
-pub const MAX_RUNS: usize = 1_000_000;
+pub(crate) const MAX_RUNS: usize = 1_000_000;
 
 /// The two hyperparameters in which the runs of a group may differ.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,7 +44,7 @@ pub struct TrainConfig {
 
 /// A float as text (run ids, CSV cells): the shortest digits that read back to the same
 /// value, in scientific notation when that is shorter (`1e-5`, `0.1`, `1.0`).
-pub fn num(v: f64) -> String {
+pub(crate) fn num(v: f64) -> String {
     format!("{v:?}")
 }
 
@@ -75,41 +80,91 @@ mod precision_serde {
     }
 }
 
-/// Names of the parameter columns, in CSV order.
-pub const PARAM_COLUMNS: [&str; 8] = [
-    "lambda",
-    "eta",
-    "batch_size",
-    "epochs",
-    "seed",
-    "shuffle",
-    "precision",
-    "init_std",
-];
+/// Names of the parameter columns, in CSV order: the axes' keys.
+pub const PARAM_COLUMNS: [&str; AXIS_COUNT] = AXIS_KEYS;
+
+/// A value as a CSV cell: floats as [`num`].
+fn csv_text(v: AxisValue) -> String {
+    match v {
+        AxisValue::Float(x) => num(x),
+        AxisValue::Int(x) => x.to_string(),
+        AxisValue::Bool(x) => x.to_string(),
+        AxisValue::Precision(p) => p.as_str().to_string(),
+    }
+}
+
+/// A value in a run id: floats in Rust's `Display` form (`0`, `0.00001`), which is
+/// what ids have always used (unlike the CSV cells' [`num`]).
+fn id_text(v: AxisValue) -> String {
+    match v {
+        AxisValue::Float(x) => x.to_string(),
+        other => csv_text(other),
+    }
+}
+
+impl Default for RunParams {
+    /// Every axis at its default.
+    fn default() -> Self {
+        let mut p = RunParams {
+            lambda: 0.0,
+            eta: 0.0,
+            batch_size: 0,
+            epochs: 0,
+            seed: 0,
+            shuffle: false,
+            precision: Precision::F32,
+            init_std: 0.0,
+        };
+        for axis in &AXES {
+            p.set(axis.name, axis.default);
+        }
+        p
+    }
+}
 
 impl RunParams {
-    /// The parameter values as CSV fields, in [`PARAM_COLUMNS`] order.
-    pub fn csv_fields(&self) -> [String; 8] {
-        [
-            num(self.lambda),
-            num(self.eta),
-            self.batch_size.to_string(),
-            self.epochs.to_string(),
-            self.seed.to_string(),
-            self.shuffle.to_string(),
-            self.precision.as_str().to_string(),
-            num(self.init_std),
-        ]
+    /// The value of one axis.
+    pub(crate) fn get(&self, name: AxisName) -> AxisValue {
+        match name {
+            AxisName::Lambda => AxisValue::Float(self.lambda),
+            AxisName::Eta => AxisValue::Float(self.eta),
+            AxisName::BatchSize => AxisValue::Int(self.batch_size as u64),
+            AxisName::Epochs => AxisValue::Int(self.epochs as u64),
+            AxisName::Seed => AxisValue::Int(self.seed),
+            AxisName::Shuffle => AxisValue::Bool(self.shuffle),
+            AxisName::Precision => AxisValue::Precision(self.precision),
+            AxisName::InitStd => AxisValue::Float(self.init_std),
+        }
     }
 
-    pub fn hyper(&self) -> Hyper {
+    /// Sets one axis; the spec checked that the value is of the axis's kind.
+    fn set(&mut self, name: AxisName, value: AxisValue) {
+        match (name, value) {
+            (AxisName::Lambda, AxisValue::Float(x)) => self.lambda = x,
+            (AxisName::Eta, AxisValue::Float(x)) => self.eta = x,
+            (AxisName::BatchSize, AxisValue::Int(x)) => self.batch_size = x as usize,
+            (AxisName::Epochs, AxisValue::Int(x)) => self.epochs = x as usize,
+            (AxisName::Seed, AxisValue::Int(x)) => self.seed = x,
+            (AxisName::Shuffle, AxisValue::Bool(x)) => self.shuffle = x,
+            (AxisName::Precision, AxisValue::Precision(x)) => self.precision = x,
+            (AxisName::InitStd, AxisValue::Float(x)) => self.init_std = x,
+            (name, value) => unreachable!("invariant broken: spec gave {value:?} for {name:?}"),
+        }
+    }
+
+    /// The parameter values as CSV fields, in [`PARAM_COLUMNS`] order.
+    pub fn csv_fields(&self) -> [String; AXIS_COUNT] {
+        AXES.map(|axis| csv_text(self.get(axis.name)))
+    }
+
+    pub(crate) fn hyper(&self) -> Hyper {
         Hyper {
             lambda: self.lambda,
             eta: self.eta,
         }
     }
 
-    pub fn train_config(&self) -> TrainConfig {
+    pub(crate) fn train_config(&self) -> TrainConfig {
         TrainConfig {
             batch_size: self.batch_size,
             epochs: self.epochs,
@@ -119,15 +174,9 @@ impl RunParams {
         }
     }
 
-    /// Expected cost in example-visits (epochs x training examples): the unit by which
-    /// work is balanced.
-    pub fn cost(&self, train_len: usize) -> u64 {
-        self.epochs as u64 * train_len as u64
-    }
-
     /// Runs with equal keys see the same examples in the same order from the same
     /// initial weights, and so can train fused.
-    pub fn group_key(&self) -> (usize, usize, u64, bool, Precision, u64) {
+    pub(crate) fn group_key(&self) -> (usize, usize, u64, bool, Precision, u64) {
         (
             self.batch_size,
             self.epochs,
@@ -148,19 +197,26 @@ impl RunParams {
 pub struct RunId(String);
 
 impl RunId {
-    pub fn new(p: &RunParams) -> Self {
-        let mut id = format!(
-            "lambda={}_eta={}_batch={}_epochs={}_seed={}",
-            p.lambda, p.eta, p.batch_size, p.epochs, p.seed
-        );
-        if !p.shuffle {
-            id.push_str("_shuffle=false");
-        }
-        if p.precision == Precision::F64 {
-            id.push_str("_f64");
-        }
-        if p.init_std != 0.01 {
-            id.push_str(&format!("_std={}", p.init_std));
+    pub(crate) fn new(p: &RunParams) -> Self {
+        let mut id = String::new();
+        for axis in &AXES {
+            let value = p.get(axis.name);
+            let (label, shown) = match axis.id {
+                IdPart::Always(label) => (Some(label), true),
+                IdPart::UnlessDefault(label) => (Some(label), value != axis.default),
+                IdPart::ValueUnlessDefault => (None, value != axis.default),
+            };
+            if !shown {
+                continue;
+            }
+            if !id.is_empty() {
+                id.push('_');
+            }
+            match label {
+                Some(label) => write!(id, "{label}={}", id_text(value)),
+                None => write!(id, "{}", id_text(value)),
+            }
+            .expect("writing to a String cannot fail");
         }
         RunId(id)
     }
@@ -208,28 +264,9 @@ pub enum PlanError {
 }
 
 fn params_from(values: &[(AxisName, AxisValue)]) -> RunParams {
-    let mut p = RunParams {
-        lambda: 0.0,
-        eta: 0.001,
-        batch_size: 100,
-        epochs: 40,
-        seed: 1,
-        shuffle: true,
-        precision: Precision::F32,
-        init_std: 0.01,
-    };
+    let mut p = RunParams::default();
     for &(name, value) in values {
-        match (name, value) {
-            (AxisName::Lambda, AxisValue::Float(x)) => p.lambda = x,
-            (AxisName::Eta, AxisValue::Float(x)) => p.eta = x,
-            (AxisName::InitStd, AxisValue::Float(x)) => p.init_std = x,
-            (AxisName::BatchSize, AxisValue::Int(x)) => p.batch_size = x as usize,
-            (AxisName::Epochs, AxisValue::Int(x)) => p.epochs = x as usize,
-            (AxisName::Seed, AxisValue::Int(x)) => p.seed = x,
-            (AxisName::Shuffle, AxisValue::Bool(x)) => p.shuffle = x,
-            (AxisName::Precision, AxisValue::Precision(x)) => p.precision = x,
-            (name, value) => unreachable!("invariant broken: spec gave {value:?} for {name:?}"),
-        }
+        p.set(name, value);
     }
     p
 }
@@ -306,10 +343,6 @@ mod tests {
                 "lambda=1_eta=0.001_batch=100_epochs=40_seed=1",
                 "lambda=1_eta=0.001_batch=100_epochs=40_seed=2",
             ]
-        );
-        assert_eq!(
-            p.runs[7].id.setting(),
-            "lambda=1_eta=0.001_batch=100_epochs=40"
         );
     }
 

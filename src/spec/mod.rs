@@ -5,6 +5,13 @@
 //! structs that only know TOML types and where each value sits in the file; [`load`] then
 //! checks every value once and reports the first problem as `file:line:column: key ...`
 //! with what is allowed. Nothing downstream re-validates.
+//!
+//! The first stage: imports no other module of the crate. `values` (errors and value
+//! checks) is the leaf that `axes` (the axis table) and `data` (the `[data]` section) use.
+
+mod axes;
+mod data;
+mod values;
 
 use std::path::{Path, PathBuf};
 
@@ -12,81 +19,14 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::Value;
 
-/// Numeric precision a run trains in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Precision {
-    /// Single precision (the default).
-    F32,
-    F64,
-}
-
-impl Precision {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Precision::F32 => "f32",
-            Precision::F64 => "f64",
-        }
-    }
-}
-
-/// Input file format of `[data]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DataFormat {
-    /// CIFAR-10 "binary version" batch files (the default).
-    Cifar10Bin,
-    /// Pairs of `.npy` files: X (N x d) and y (N).
-    Npy,
-    /// CIFAR-10 "python version" batch files (`cifar-10-batches-py/`).
-    Cifar10Python,
-}
-
-/// A value-or-list key of `[train]` or `[[grid]]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum AxisName {
-    Lambda,
-    Eta,
-    BatchSize,
-    Epochs,
-    Shuffle,
-    Precision,
-    InitStd,
-    Seed,
-}
-
-impl AxisName {
-    pub const ALL: [AxisName; 8] = [
-        AxisName::Lambda,
-        AxisName::Eta,
-        AxisName::BatchSize,
-        AxisName::Epochs,
-        AxisName::Shuffle,
-        AxisName::Precision,
-        AxisName::InitStd,
-        AxisName::Seed,
-    ];
-
-    pub fn key(self) -> &'static str {
-        match self {
-            AxisName::Lambda => "lambda",
-            AxisName::Eta => "eta",
-            AxisName::BatchSize => "batch_size",
-            AxisName::Epochs => "epochs",
-            AxisName::Shuffle => "shuffle",
-            AxisName::Precision => "precision",
-            AxisName::InitStd => "init_std",
-            AxisName::Seed => "seed",
-        }
-    }
-}
-
-/// One value of an axis.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum AxisValue {
-    Float(f64),
-    Int(u64),
-    Bool(bool),
-    Precision(Precision),
-}
+use axes::RawAxes;
+pub(crate) use axes::{AXES, AXIS_COUNT, AXIS_KEYS, IdPart};
+pub use axes::{AxisName, AxisValue, Precision};
+pub(crate) use data::MAX_CLASSES;
+pub use data::{DataFormat, DataSpec, Source, ValSource, is_python_dir};
+use data::{RawData, data_section};
+pub use values::SpecError;
+use values::{Ctx, describe, float_in, int_in, string};
 
 /// An axis: a key and the values it takes, in file order.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,48 +56,6 @@ pub struct ValidSpec {
     pub gradcheck: Option<CheckSpec>,
 }
 
-/// Where a split's examples come from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Source {
-    /// CIFAR-10 binary batch files.
-    Cifar10Bin(Vec<PathBuf>),
-    /// Pairs of (X, y) `.npy` files.
-    Npy(Vec<(PathBuf, PathBuf)>),
-    /// CIFAR-10 "python version" batch files (pickles).
-    Cifar10Python(Vec<PathBuf>),
-}
-
-impl Source {
-    /// The files this source reads.
-    pub fn files(&self) -> Vec<&Path> {
-        match self {
-            Source::Cifar10Bin(files) | Source::Cifar10Python(files) => {
-                files.iter().map(PathBuf::as_path).collect()
-            }
-            Source::Npy(pairs) => pairs
-                .iter()
-                .flat_map(|(x, y)| [x.as_path(), y.as_path()])
-                .collect(),
-        }
-    }
-}
-
-/// How validation examples are obtained.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ValSource {
-    Files(Source),
-    /// The last N training examples, held out before normalisation statistics are taken.
-    Holdout(usize),
-}
-
-/// Everything needed to build a `data::Dataset`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DataSpec {
-    pub train: Source,
-    pub val: ValSource,
-    pub test: Option<Source>,
-}
-
 /// Finite-difference scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Method {
@@ -168,7 +66,7 @@ pub enum Method {
 }
 
 impl Method {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Method::Forward => "forward",
             Method::Centred => "centred",
@@ -195,27 +93,6 @@ pub struct CheckSpec {
     pub init_std: f64,
 }
 
-/// Why a sweep file was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum SpecError {
-    #[error("cannot read sweep file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: invalid sweep file:\n{message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("{path}:{line}:{column}: `{key}` {message}")]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        key: String,
-        message: String,
-    },
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSpec {
@@ -224,45 +101,6 @@ struct RawSpec {
     train: Option<RawAxes>,
     grid: Option<Vec<Spanned<RawAxes>>>,
     gradcheck: Option<Spanned<RawCheck>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawData {
-    format: Option<Spanned<Value>>,
-    dir: Option<Spanned<Value>>,
-    train: Option<Spanned<Value>>,
-    val: Option<Spanned<Value>>,
-    val_holdout: Option<Spanned<Value>>,
-    test: Option<Spanned<Value>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAxes {
-    lambda: Option<Spanned<Value>>,
-    eta: Option<Spanned<Value>>,
-    batch_size: Option<Spanned<Value>>,
-    epochs: Option<Spanned<Value>>,
-    shuffle: Option<Spanned<Value>>,
-    precision: Option<Spanned<Value>>,
-    init_std: Option<Spanned<Value>>,
-    seed: Option<Spanned<Value>>,
-}
-
-impl RawAxes {
-    fn get(&self, name: AxisName) -> Option<&Spanned<Value>> {
-        match name {
-            AxisName::Lambda => self.lambda.as_ref(),
-            AxisName::Eta => self.eta.as_ref(),
-            AxisName::BatchSize => self.batch_size.as_ref(),
-            AxisName::Epochs => self.epochs.as_ref(),
-            AxisName::Shuffle => self.shuffle.as_ref(),
-            AxisName::Precision => self.precision.as_ref(),
-            AxisName::InitStd => self.init_std.as_ref(),
-            AxisName::Seed => self.seed.as_ref(),
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -279,165 +117,9 @@ struct RawCheck {
     init_std: Option<Spanned<Value>>,
 }
 
-/// Default value of each axis when neither `[train]` nor a grid sets it.
-fn default_axis(name: AxisName) -> AxisValue {
-    match name {
-        AxisName::Lambda => AxisValue::Float(0.0),
-        AxisName::Eta => AxisValue::Float(0.001),
-        AxisName::BatchSize => AxisValue::Int(100),
-        AxisName::Epochs => AxisValue::Int(40),
-        AxisName::Shuffle => AxisValue::Bool(true),
-        AxisName::Precision => AxisValue::Precision(Precision::F32),
-        AxisName::InitStd => AxisValue::Float(0.01),
-        AxisName::Seed => AxisValue::Int(1),
-    }
-}
-
-/// Largest number of values one axis may list.
-pub const MAX_AXIS_VALUES: usize = 10_000;
-
-/// Validation context: the file, to turn byte spans into line:column.
-struct Ctx<'a> {
-    path: &'a Path,
-    text: &'a str,
-}
-
-impl Ctx<'_> {
-    fn err(
-        &self,
-        span: std::ops::Range<usize>,
-        key: &str,
-        message: impl Into<String>,
-    ) -> SpecError {
-        let before = &self.text[..span.start.min(self.text.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-        SpecError::Invalid {
-            path: self.path.to_path_buf(),
-            line,
-            column,
-            key: key.to_string(),
-            message: message.into(),
-        }
-    }
-
-    /// The value, or each value of a list, checked by `one`. Lists must not be empty.
-    fn list<T>(
-        &self,
-        v: &Spanned<Value>,
-        key: &str,
-        one: impl Fn(&Value) -> Result<T, String>,
-    ) -> Result<Vec<T>, SpecError> {
-        let span = v.span();
-        match v.get_ref() {
-            Value::Array(items) => {
-                if items.is_empty() {
-                    return Err(self.err(span, key, "is an empty list; give at least one value"));
-                }
-                if items.len() > MAX_AXIS_VALUES {
-                    return Err(self.err(
-                        span,
-                        key,
-                        format!(
-                            "lists {} values; at most {MAX_AXIS_VALUES} are allowed",
-                            items.len()
-                        ),
-                    ));
-                }
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| {
-                        one(item).map_err(|m| self.err(span.clone(), key, format!("[{i}] {m}")))
-                    })
-                    .collect()
-            }
-            single => one(single)
-                .map(|x| vec![x])
-                .map_err(|m| self.err(span, key, m)),
-        }
-    }
-
-    fn single<T>(
-        &self,
-        v: &Spanned<Value>,
-        key: &str,
-        one: impl Fn(&Value) -> Result<T, String>,
-    ) -> Result<T, SpecError> {
-        one(v.get_ref()).map_err(|m| self.err(v.span(), key, m))
-    }
-}
-
-fn describe(v: &Value) -> String {
-    match v {
-        Value::String(s) => format!("the string {s:?}"),
-        Value::Array(_) => "a list".into(),
-        Value::Table(_) => "a table".into(),
-        other => format!("{} {other}", other.type_str()),
-    }
-}
-
-fn float_in(v: &Value, what: &str, ok: impl Fn(f64) -> bool) -> Result<f64, String> {
-    let x = match v {
-        Value::Float(f) => *f,
-        Value::Integer(i) => *i as f64,
-        other => return Err(format!("must be {what}, found {}", describe(other))),
-    };
-    if x.is_finite() && ok(x) {
-        Ok(x)
-    } else {
-        Err(format!("must be {what}, found {x}"))
-    }
-}
-
-fn int_in(v: &Value, what: &str, min: i64, max: i64) -> Result<u64, String> {
-    match v {
-        Value::Integer(i) if (min..=max).contains(i) => Ok(*i as u64),
-        Value::Integer(i) => Err(format!("must be {what}, found {i}")),
-        other => Err(format!("must be {what}, found {}", describe(other))),
-    }
-}
-
-fn axis_value(name: AxisName, v: &Value) -> Result<AxisValue, String> {
-    Ok(match name {
-        AxisName::Lambda => AxisValue::Float(float_in(v, "a number >= 0", |x| x >= 0.0)?),
-        AxisName::Eta => AxisValue::Float(float_in(v, "a number > 0", |x| x > 0.0)?),
-        AxisName::InitStd => AxisValue::Float(float_in(v, "a number >= 0", |x| x >= 0.0)?),
-        AxisName::BatchSize => AxisValue::Int(int_in(v, "a whole number >= 1", 1, i64::MAX)?),
-        AxisName::Epochs => {
-            AxisValue::Int(int_in(v, "a whole number from 1 to 100000", 1, 100_000)?)
-        }
-        AxisName::Seed => AxisValue::Int(int_in(v, "a whole number >= 0", 0, i64::MAX)?),
-        AxisName::Shuffle => match v {
-            Value::Boolean(b) => AxisValue::Bool(*b),
-            other => return Err(format!("must be true or false, found {}", describe(other))),
-        },
-        AxisName::Precision => match v {
-            Value::String(s) if s == "f32" => AxisValue::Precision(Precision::F32),
-            Value::String(s) if s == "f64" => AxisValue::Precision(Precision::F64),
-            other => {
-                return Err(format!(
-                    "must be \"f32\" or \"f64\", found {}",
-                    describe(other)
-                ));
-            }
-        },
-    })
-}
-
-fn string(v: &Value) -> Result<String, String> {
-    match v {
-        Value::String(s) if !s.is_empty() => Ok(s.clone()),
-        other => Err(format!(
-            "must be a non-empty string, found {}",
-            describe(other)
-        )),
-    }
-}
-
 /// Reads and validates the sweep file at `path`. `data_dir` (the `--data` flag) replaces
 /// `[data].dir`.
-pub fn load(path: &Path, data_dir: Option<&Path>) -> Result<ValidSpec, SpecError> {
+pub(crate) fn load(path: &Path, data_dir: Option<&Path>) -> Result<ValidSpec, SpecError> {
     let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
         path: path.to_path_buf(),
         source,
@@ -499,94 +181,6 @@ pub fn parse(path: &Path, text: &str, data_dir: Option<&Path>) -> Result<ValidSp
     })
 }
 
-fn data_section(
-    cx: &Ctx,
-    data: &Spanned<RawData>,
-    data_dir: Option<&Path>,
-) -> Result<(DataFormat, PathBuf, DataSpec), SpecError> {
-    let raw = data.get_ref();
-    let format = match &raw.format {
-        None => DataFormat::Cifar10Bin,
-        Some(v) => cx.single(v, "data.format", |v| match v {
-            Value::String(s) if s == "cifar10-bin" => Ok(DataFormat::Cifar10Bin),
-            Value::String(s) if s == "npy" => Ok(DataFormat::Npy),
-            other => Err(format!(
-                "must be \"cifar10-bin\" or \"npy\", found {}",
-                describe(other)
-            )),
-        })?,
-    };
-    let base = cx.path.parent().unwrap_or(Path::new("."));
-    let dir = match (data_dir, &raw.dir) {
-        (Some(d), _) => d.to_path_buf(),
-        (None, Some(v)) => base.join(cx.single(v, "data.dir", string)?),
-        (None, None) => base.to_path_buf(),
-    };
-    let files = |v: &Spanned<Value>, key: &str| -> Result<Source, SpecError> {
-        let names = || -> Result<Vec<PathBuf>, SpecError> {
-            Ok(cx
-                .list(v, key, |v| {
-                    string(v).map_err(|_| format!("must be a file name, found {}", describe(v)))
-                })?
-                .into_iter()
-                .map(|f| dir.join(f))
-                .collect())
-        };
-        match format {
-            DataFormat::Cifar10Bin => Ok(Source::Cifar10Bin(names()?)),
-            DataFormat::Cifar10Python => Ok(Source::Cifar10Python(names()?)),
-            DataFormat::Npy => Ok(Source::Npy(cx.list(v, key, |v| match v {
-                Value::Table(t) => match (t.get("x"), t.get("y"), t.len()) {
-                    (Some(Value::String(x)), Some(Value::String(y)), 2) => {
-                        Ok((dir.join(x), dir.join(y)))
-                    }
-                    _ => Err("must be a table { x = \"X.npy\", y = \"y.npy\" }".to_string()),
-                },
-                other => Err(format!(
-                    "must be a table {{ x = \"X.npy\", y = \"y.npy\" }}, found {}",
-                    describe(other)
-                )),
-            })?)),
-        }
-    };
-    let train = match &raw.train {
-        Some(v) => files(v, "data.train")?,
-        None => {
-            return Err(cx.err(
-                data.span(),
-                "data.train",
-                "is missing; list the training files",
-            ));
-        }
-    };
-    let val = match (&raw.val, &raw.val_holdout) {
-        (Some(v), None) => ValSource::Files(files(v, "data.val")?),
-        (None, Some(v)) => ValSource::Holdout(cx.single(v, "data.val_holdout", |v| {
-            int_in(v, "a whole number >= 1", 1, i64::MAX)
-        })? as usize),
-        (Some(_), Some(v)) => {
-            return Err(cx.err(
-                v.span(),
-                "data.val_holdout",
-                "cannot be used together with data.val; keep one",
-            ));
-        }
-        (None, None) => {
-            return Err(cx.err(
-                data.span(),
-                "data.val",
-                "is missing; list validation files or set val_holdout = N to hold out the last N training examples",
-            ));
-        }
-    };
-    let test = raw
-        .test
-        .as_ref()
-        .map(|v| files(v, "data.test"))
-        .transpose()?;
-    Ok((format, dir, DataSpec { train, val, test }))
-}
-
 fn grid(cx: &Ctx, train: &RawAxes, over: Option<&Spanned<RawAxes>>) -> Result<Grid, SpecError> {
     let mut declared: Vec<(usize, AxisName, &Spanned<Value>, &str)> = Vec::new();
     for name in AxisName::ALL {
@@ -606,14 +200,14 @@ fn grid(cx: &Ctx, train: &RawAxes, over: Option<&Spanned<RawAxes>>) -> Result<Gr
         let key = format!("{section}.{}", name.key());
         axes.push(Axis {
             name,
-            values: cx.list(v, &key, |v| axis_value(name, v))?,
+            values: cx.list(v, &key, name.def().check)?,
         });
     }
     for name in AxisName::ALL {
         if !axes.iter().any(|a| a.name == name) {
             let default = Axis {
                 name,
-                values: vec![default_axis(name)],
+                values: vec![name.def().default],
             };
             if name == AxisName::Seed {
                 axes.push(default);
@@ -790,5 +384,152 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("data.val"), "{e}");
+    }
+
+    #[test]
+    fn data_keys_are_refused_with_file_line_column() {
+        // (the [data] lines after `train`/`val`, what the error must start with)
+        let npy = "[data]\nformat = \"npy\"\ntrain = [{ x = \"x\", y = \"y\" }]\nval_holdout = 1\n";
+        let table: [(&str, &str, &str); 8] = [
+            (
+                npy,
+                "classes = 1\n",
+                "dir/s.toml:5:11: `data.classes` must be a whole number from 2 to 256, found 1",
+            ),
+            (
+                npy,
+                "classes = 257\n",
+                "dir/s.toml:5:11: `data.classes` must be a whole number from 2 to 256, found 257",
+            ),
+            (
+                npy,
+                "classes = 2.5\n",
+                "dir/s.toml:5:11: `data.classes` must be a whole number from 2 to 256, found float 2.5",
+            ),
+            (
+                npy,
+                "classes = \"3\"\n",
+                "dir/s.toml:5:11: `data.classes` must be a whole number from 2 to 256, found the string \"3\"",
+            ),
+            (
+                BASE,
+                "classes = 3\n",
+                "dir/s.toml:4:11: `data.classes` is 3, but format cifar10-bin has 10 classes",
+            ),
+            (
+                BASE,
+                "format = \"cifar10-python\"\nclasses = 11\n",
+                "dir/s.toml:5:11: `data.classes` is 11, but format cifar10-python has 10 classes",
+            ),
+            (
+                BASE,
+                "format = \"png\"\n",
+                "dir/s.toml:4:10: `data.format` must be \"cifar10-bin\", \"cifar10-python\" or \"npy\", found the string \"png\"",
+            ),
+            (BASE, "klasses = 3\n", "unknown field `klasses`"),
+        ];
+        for (data, extra, want) in table {
+            let e = parse_str(&format!("{data}{extra}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(want) || (want.starts_with("unknown") && e.contains(want)),
+                "{data}{extra}: {e}"
+            );
+        }
+        let e = parse_str(&format!("{BASE}klasses = 3\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 4") && e.contains("`classes`"), "{e}");
+    }
+
+    #[test]
+    fn classes_and_formats_are_read() {
+        let npy = "[data]\nformat = \"npy\"\ntrain = [{ x = \"x\", y = \"y\" }]\nval_holdout = 1\n";
+        assert_eq!(parse_str(npy).unwrap().data.classes, None);
+        let s = parse_str(&format!("{npy}classes = 256\n")).unwrap();
+        assert_eq!(s.data.classes, Some(256));
+        let s = parse_str(&format!("{BASE}classes = 10\n")).unwrap();
+        assert_eq!(s.data.classes, Some(10));
+        let s = parse_str(&format!("{BASE}format = \"cifar10-python\"\n")).unwrap();
+        assert_eq!(s.format, DataFormat::Cifar10Python);
+        assert_eq!(
+            s.data.train,
+            Source::Cifar10Python(vec![PathBuf::from("dir/a.bin")])
+        );
+    }
+
+    #[test]
+    fn a_python_folder_as_dir_infers_the_python_format() {
+        let tmp = tempfile::tempdir().unwrap();
+        let text = "[data]\ntrain = [\"data_batch_1\"]\nval = [\"test_batch\"]\n";
+        let spec = tmp.path().join("s.toml");
+        // An empty folder (or one with .bin files) stays the binary default.
+        assert_eq!(
+            parse(&spec, text, Some(tmp.path())).unwrap().format,
+            DataFormat::Cifar10Bin
+        );
+        std::fs::write(tmp.path().join("data_batch_1.bin"), b"").unwrap();
+        assert_eq!(
+            parse(&spec, text, Some(tmp.path())).unwrap().format,
+            DataFormat::Cifar10Bin
+        );
+        std::fs::write(tmp.path().join("test_batch"), b"").unwrap();
+        let s = parse(&spec, text, Some(tmp.path())).unwrap();
+        assert_eq!(s.format, DataFormat::Cifar10Python);
+        assert!(
+            matches!(&s.data.train, Source::Cifar10Python(f) if f == &[tmp.path().join("data_batch_1")])
+        );
+        // By the official folder's name alone (its files may still be missing), and
+        // through `dir` as well as `--data`.
+        let named = tmp.path().join(data::PYTHON_DIR);
+        assert_eq!(
+            parse(&spec, text, Some(&named)).unwrap().format,
+            DataFormat::Cifar10Python
+        );
+        let with_dir = format!("[data]\ndir = \"{}\"\n{}", data::PYTHON_DIR, &text[7..]);
+        assert_eq!(
+            parse(&spec, &with_dir, None).unwrap().format,
+            DataFormat::Cifar10Python
+        );
+        // An explicit format wins.
+        let bin = format!("[data]\nformat = \"cifar10-bin\"\n{}", &text[7..]);
+        assert_eq!(
+            parse(&spec, &bin, Some(&named)).unwrap().format,
+            DataFormat::Cifar10Bin
+        );
+    }
+
+    #[test]
+    fn the_axis_table_is_complete_and_keys_refuse_like_serde() {
+        assert_eq!(AXES.len(), AxisName::ALL.len());
+        for (i, axis) in AXES.iter().enumerate() {
+            assert_eq!(axis.name as usize, i, "{}", axis.key);
+            assert_eq!(AxisName::ALL[i], axis.name);
+            assert_eq!(
+                (axis.check)(&toml_value(axis.default)),
+                Ok(axis.default),
+                "{}",
+                axis.key
+            );
+        }
+        let e = parse_str(&format!("{BASE}[[grid]]\neta = 0.1\netaa = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 6")
+                && e.contains("unknown field `etaa`, expected one of `lambda`, `eta`"),
+            "{e}"
+        );
+    }
+
+    /// The TOML value that writes `v`.
+    fn toml_value(v: AxisValue) -> Value {
+        match v {
+            AxisValue::Float(x) => Value::Float(x),
+            AxisValue::Int(x) => Value::Integer(x as i64),
+            AxisValue::Bool(x) => Value::Boolean(x),
+            AxisValue::Precision(p) => Value::String(p.as_str().into()),
+        }
     }
 }

@@ -30,8 +30,6 @@ pub use loss::{CrossEntropy, Loss};
 pub use model::{Scores, Snapshot, Trainer, fit, record_together, train_group};
 pub use real::Real;
 
-use crate::data::Dataset;
-
 /// The revision of training's arithmetic, recorded with every run: raised whenever a
 /// change to sweep changes the bits of any result (the order of an operation, where a
 /// sum is split). A folder's runs of another revision are not reused next to runs trained
@@ -120,14 +118,5 @@ impl<T> Fitted<T> {
     }
     pub fn outcome(&self) -> Outcome {
         self.outcome
-    }
-}
-
-// Until data tells the number of classes from the labels (issue 21, defect 2), the
-// CIFAR-10 ten.
-impl Dataset {
-    /// Classes K: the rows of W per run.
-    pub fn classes(&self) -> usize {
-        crate::data::NUM_CLASSES
     }
 }

@@ -6,8 +6,8 @@ use super::eval::*;
 use super::linear::*;
 use super::loss::*;
 use super::*;
-use crate::data::NUM_CLASSES;
 use crate::data::RawSplit;
+use crate::data::{Dataset, NUM_CLASSES};
 use crate::kernel::blocked_pays;
 use crate::rng::{self, Stream};
 
