@@ -39,14 +39,14 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-#[test]
-fn an_npy_sweep_of_32_features_summarizes_and_the_report_says_why_it_has_no_montage() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
+/// Trains and summarizes an npy sweep of 32 features and `classes` classes (2 settings x
+/// 2 seeds) in `tmp`; returns the sweep folder and the data folder.
+fn narrow_sweep(tmp: &Path, classes: usize) -> (std::path::PathBuf, std::path::PathBuf) {
+    let data = tmp.join("data");
     fs::create_dir(&data).unwrap();
-    write_npy_split(&data, "train", 200, 32, 10, 1);
-    write_npy_split(&data, "val", 100, 32, 10, 2);
-    let spec = tmp.path().join("narrow.toml");
+    write_npy_split(&data, "train", 200, 32, classes, 1);
+    write_npy_split(&data, "val", 100, 32, classes, 2);
+    let spec = tmp.join("narrow.toml");
     fs::write(
         &spec,
         format!(
@@ -58,7 +58,7 @@ fn an_npy_sweep_of_32_features_summarizes_and_the_report_says_why_it_has_no_mont
         ),
     )
     .unwrap();
-    let out = tmp.path().join("out");
+    let out = tmp.join("out");
     let run = sweep()
         .args([
             "run",
@@ -69,7 +69,13 @@ fn an_npy_sweep_of_32_features_summarizes_and_the_report_says_why_it_has_no_mont
         .output()
         .unwrap();
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
-    let dir = out.join("narrow");
+    (out.join("narrow"), data)
+}
+
+#[test]
+fn an_npy_sweep_of_32_features_summarizes_and_the_report_says_why_it_has_no_montage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = narrow_sweep(tmp.path(), 10);
     let w = npy_header(&dir.join("runs/lambda=0_eta=0.01_batch=20_epochs=3_seed=1/W.npy"));
     assert_eq!(w.shape, [10, 32]);
 
@@ -105,6 +111,58 @@ fn an_npy_sweep_of_32_features_summarizes_and_the_report_says_why_it_has_no_mont
         html.contains("its W is 10 × 32, and a row of 32 values is not an image"),
         "and why"
     );
+}
+
+/// Three classes from the labels: W is 3 x 32, and the validation accuracy in
+/// results.csv is what the saved W and b score on the standardised validation data.
+#[test]
+fn three_classes_train_to_a_3_row_model_whose_saved_weights_give_the_reported_accuracy() {
+    use ndarray_npy::ReadNpyExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, data) = narrow_sweep(tmp.path(), 3);
+    let summarize = sweep()
+        .args(["summarize", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(summarize.status.code(), Some(0), "{}", stderr(&summarize));
+    let html = fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("its W is 3 × 32"), "the report names K = 3");
+
+    let read = |p: &Path| fs::File::open(p).unwrap();
+    let x_train = Array2::<f32>::read_npy(read(&data.join("X_train.npy"))).unwrap();
+    let x_val = Array2::<f32>::read_npy(read(&data.join("X_val.npy"))).unwrap();
+    let y_val = Array1::<i64>::read_npy(read(&data.join("y_val.npy"))).unwrap();
+    // The README's preprocessing: the training split's per-feature mean and population
+    // standard deviation, in f64.
+    let xt = x_train.mapv(f64::from);
+    let mean = xt.mean_axis(ndarray::Axis(0)).unwrap();
+    let std = (&xt - &mean)
+        .mapv(|v| v * v)
+        .mean_axis(ndarray::Axis(0))
+        .unwrap()
+        .mapv(f64::sqrt);
+    let xv = (x_val.mapv(f64::from) - &mean) / &std;
+    let results = common::Table::read(&dir.join("results.csv"));
+    assert_eq!(results.rows.len(), 4);
+    for row in &results.rows {
+        let id = &row[results.col("run_id")];
+        let run = dir.join("runs").join(id);
+        let w = Array2::<f32>::read_npy(read(&run.join("W.npy"))).unwrap();
+        let b = Array1::<f32>::read_npy(read(&run.join("b.npy"))).unwrap();
+        assert_eq!((w.dim(), b.len()), ((3, 32), 3), "{id}");
+        let scores = xv.dot(&w.mapv(f64::from).t()) + &b.mapv(f64::from);
+        let correct = scores
+            .rows()
+            .into_iter()
+            .zip(&y_val)
+            .filter(|(s, y)| {
+                let top = (0..3).fold(0, |m, c| if s[c] > s[m] { c } else { m });
+                top as i64 == **y
+            })
+            .count();
+        let reported: f64 = row[results.col("val_accuracy")].parse().unwrap();
+        assert_eq!(reported, correct as f64 / 100.0, "{id}");
+    }
 }
 
 /// Free space the summary gets on the full disk: more than the CSV tables and the
