@@ -427,6 +427,25 @@ pub struct PlannedRun {
 
 /// Reads and checks `plan.csv`: every column present, every value of its type, no run
 /// twice.
+/// Records that `run_id` is on line `line` of the table at `path`; a second line of the
+/// same run is an error naming both lines.
+pub(crate) fn once(
+    seen: &mut HashMap<String, u64>,
+    path: &Path,
+    run_id: &str,
+    line: u64,
+) -> Result<(), ReadError> {
+    match seen.insert(run_id.to_string(), line) {
+        Some(first) => Err(ReadError::DuplicateRun {
+            path: path.to_path_buf(),
+            run_id: run_id.to_string(),
+            first,
+            second: line,
+        }),
+        None => Ok(()),
+    }
+}
+
 pub fn read_plan(path: &Path) -> Result<Vec<PlannedRun>, ReadError> {
     let (reader, cols) = open_csv(path)?;
     let id_c = cols.index(RUN_ID)?;
@@ -439,14 +458,7 @@ pub fn read_plan(path: &Path) -> Result<Vec<PlannedRun>, ReadError> {
     let mut plan = Vec::new();
     each_record(path, reader, |rec, line| {
         let run_id = rec[id_c].to_string();
-        if let Some(first) = seen.insert(run_id.clone(), line) {
-            return Err(ReadError::DuplicateRun {
-                path: path.to_path_buf(),
-                run_id,
-                first,
-                second: line,
-            });
-        }
+        once(&mut seen, path, &run_id, line)?;
         // The seed is part of the run id; it is checked, not kept.
         parse::<u64>(path, line, SEED, &rec[seed_c], "an unsigned integer")?;
         let params: Vec<String> = param_cs.iter().map(|&c| rec[c].to_string()).collect();

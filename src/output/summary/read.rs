@@ -44,14 +44,7 @@ pub fn read_results(path: &Path) -> Result<Vec<ResultRow>, ReadError> {
     let mut results = Vec::new();
     each_record(path, reader, |rec, line| {
         let run_id = rec[id_c].to_string();
-        if let Some(first) = seen.insert(run_id.clone(), line) {
-            return Err(ReadError::DuplicateRun {
-                path: path.to_path_buf(),
-                run_id,
-                first,
-                second: line,
-            });
-        }
+        crate::output::contract::once(&mut seen, path, &run_id, line)?;
         let status = RunStatus::parse(&rec[status_c]).ok_or_else(|| {
             bad_value(
                 path,
