@@ -39,6 +39,20 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `sweep run SPEC --out OUT`, which must exit 0.
+fn run_ok(spec: &Path, out: &Path) {
+    let run = sweep()
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+}
+
 /// Trains and summarizes an npy sweep of 32 features and `classes` classes (2 settings x
 /// 2 seeds) in `tmp`; returns the sweep folder and the data folder.
 fn narrow_sweep(tmp: &Path, classes: usize) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -59,16 +73,7 @@ fn narrow_sweep(tmp: &Path, classes: usize) -> (std::path::PathBuf, std::path::P
     )
     .unwrap();
     let out = tmp.join("out");
-    let run = sweep()
-        .args([
-            "run",
-            spec.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    run_ok(&spec, &out);
     (out.join("narrow"), data)
 }
 
@@ -309,16 +314,7 @@ fn a_disk_that_fills_while_figures_are_written_leaves_no_truncated_figure_or_rep
     )
     .unwrap();
     let out = mount.path().join("out");
-    let run = sweep()
-        .args([
-            "run",
-            spec.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    run_ok(&spec, &out);
     let dir = out.join("full");
     let fig_dir = dir.join("figures");
     let good_figures = files(&fig_dir);

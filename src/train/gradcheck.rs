@@ -265,18 +265,7 @@ pub enum CheckError {
 
 /// The linear model's W and b from its named arrays.
 fn linear_params(arrays: &[NamedArray<f64>]) -> Params<f64> {
-    let get = |name: &str| {
-        arrays
-            .iter()
-            .find(|a| a.name == name)
-            .unwrap_or_else(|| panic!("the linear model has {name}"))
-            .array
-            .clone()
-    };
-    Params {
-        w: get("W").into_dimensionality().expect("W is 2-d"),
-        b: get("b").into_dimensionality().expect("b is 1-d"),
-    }
+    Params::from_arrays(arrays).expect("the linear model has W and b")
 }
 
 /// Runs every check of `spec` on the training split of `data`. Rows come in the order

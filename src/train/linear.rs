@@ -50,6 +50,21 @@ impl<T: Real> Params<T> {
         }
     }
 
+    /// W and b back from the arrays [`Params::arrays`] made; `None` if either is
+    /// missing or of the wrong rank.
+    pub fn from_arrays(arrays: &[NamedArray<T>]) -> Option<Self> {
+        let get = |name: &str| {
+            arrays
+                .iter()
+                .find(|a| a.name == name)
+                .map(|a| a.array.clone())
+        };
+        Some(Params {
+            w: get("W")?.into_dimensionality().ok()?,
+            b: get("b")?.into_dimensionality().ok()?,
+        })
+    }
+
     /// The arrays as saved: `W` (K x d) and `b` (K).
     pub fn arrays(self) -> Vec<NamedArray<T>> {
         vec![

@@ -18,11 +18,7 @@ trait FittedParams<T> {
 
 impl<T: Real> FittedParams<T> for Fitted<T> {
     fn params(&self) -> Params<T> {
-        let get = |name| self.array(name).expect("a linear model's array").clone();
-        Params {
-            w: get("W").into_dimensionality().expect("W is 2-d"),
-            b: get("b").into_dimensionality().expect("b is 1-d"),
-        }
+        Params::from_arrays(self.arrays()).expect("a linear model's W and b")
     }
 }
 
