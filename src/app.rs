@@ -96,11 +96,6 @@ impl Planned {
         })
     }
 
-    /// The epochs of this shard's runs, summed: the length of the progress bar.
-    pub fn epochs(&self) -> u64 {
-        self.mine.runs.iter().map(|r| r.params.epochs as u64).sum()
-    }
-
     /// This shard's runs as CSV (run id, then the plan's parameter columns): the
     /// `--dry-run` output.
     pub fn csv(&self) -> String {
@@ -223,6 +218,12 @@ pub fn run(
         force: opts.force,
         fail_fast: opts.fail_fast,
     };
+    progress.begin(
+        pending
+            .iter()
+            .map(|r| r.params.records(data.train.len()) as u64)
+            .sum(),
+    );
     let trained = exec::execute(&pending, &data, &dir, &fingerprint, &exec_opts, progress);
 
     // The gradient check belongs to the first shard only.

@@ -72,11 +72,8 @@ fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::Success);
     }
-    let reporter = sweep::progress::Reporter::new(
-        planned.mine.runs.len(),
-        planned.epochs(),
-        std::io::stderr().is_terminal(),
-    );
+    let reporter =
+        sweep::progress::Reporter::new(planned.mine.runs.len(), std::io::stderr().is_terminal());
     let report = app::run(&planned, &args.options(), &reporter);
     reporter.finish();
     let report = report?;

@@ -12,7 +12,8 @@ use crate::exec::{Progress, RunOutcome};
 use crate::output::artifacts::RunStatus;
 use crate::plan::RunSpec;
 
-/// Reports progress of `total_runs` runs totalling `total_epochs` run-epochs.
+/// Reports progress of `total_runs` runs, counted in recordings of their metrics (a run's
+/// epochs, or its `eval_every` spans; see [`crate::exec::Progress::begin`]).
 pub struct Reporter {
     bar: Option<ProgressBar>,
     done: AtomicUsize,
@@ -21,12 +22,12 @@ pub struct Reporter {
 
 impl Reporter {
     /// A live bar when `interactive`, plain log lines otherwise.
-    pub fn new(total_runs: usize, total_epochs: u64, interactive: bool) -> Self {
+    pub fn new(total_runs: usize, interactive: bool) -> Self {
         let bar = interactive.then(|| {
-            let bar = ProgressBar::with_draw_target(Some(total_epochs), ProgressDrawTarget::stderr());
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {bar:30} {msg} ({pos}/{len} run-epochs, ETA {eta})",
+                    "{spinner} [{elapsed_precise}] {bar:30} {msg} ({pos}/{len} evaluations, ETA {eta})",
                 )
                 .expect("valid template"),
             );
@@ -64,7 +65,13 @@ impl Progress for Reporter {
         }
     }
 
-    fn epoch(&self, runs: usize) {
+    fn begin(&self, spans: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(spans);
+        }
+    }
+
+    fn span(&self, runs: usize) {
         if let Some(bar) = &self.bar {
             bar.inc(runs as u64);
         }

@@ -21,6 +21,10 @@ pub enum Stream {
     CheckParams,
     /// The examples of the gradient check's random segment number `n`.
     CheckSegment(u32),
+    /// Which training images are mirrored, per epoch.
+    Flip,
+    /// Which hidden units are dropped, per update.
+    Dropout,
 }
 
 impl Stream {
@@ -29,6 +33,8 @@ impl Stream {
             Stream::Init => 0,
             Stream::Shuffle => 1,
             Stream::CheckParams => 2,
+            Stream::Flip => 3,
+            Stream::Dropout => 4,
             Stream::CheckSegment(n) => 1_000 + u64::from(n),
         }
     }
@@ -46,6 +52,24 @@ pub fn generator(seed: u64, stream: Stream) -> ChaCha20Rng {
 /// A uniform deviate in the open interval (0, 1) with 53 random bits.
 fn open_unit(rng: &mut ChaCha20Rng) -> f64 {
     ((rng.next_u64() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
+}
+
+/// Fills `out` with fair coin flips, one bit of the generator each, 64 per draw.
+pub fn fill_coins(rng: &mut ChaCha20Rng, out: &mut [bool]) {
+    for chunk in out.chunks_mut(64) {
+        let bits = rng.next_u64();
+        for (i, c) in chunk.iter_mut().enumerate() {
+            *c = (bits >> i) & 1 == 1;
+        }
+    }
+}
+
+/// Fills `out` with independent draws that are `true` with probability `1 - p` (a kept
+/// unit under dropout `p`): a uniform deviate each, compared with `p`.
+pub fn fill_keep(rng: &mut ChaCha20Rng, p: f64, out: &mut [bool]) {
+    for c in out {
+        *c = open_unit(rng) >= p;
+    }
 }
 
 /// Fills `out` with independent N(0, std^2) deviates.

@@ -19,7 +19,7 @@ use common::{
 };
 
 /// Parameter columns of `plan.csv`, in contract order.
-const PARAMS: [&str; 8] = [
+const PARAMS: [&str; 21] = [
     "lambda",
     "eta",
     "batch_size",
@@ -28,6 +28,37 @@ const PARAMS: [&str; 8] = [
     "shuffle",
     "precision",
     "init_std",
+    "hidden",
+    "init",
+    "loss",
+    "schedule",
+    "eta_min",
+    "eta_max",
+    "step_size",
+    "cycles",
+    "decay",
+    "decay_every",
+    "eval_every",
+    "augment",
+    "dropout",
+];
+
+/// The cells of the one-layer lab's runs for the axes after `init_std`: the defaults, and
+/// empty where an axis does not apply (no cyclic or step schedule, no hidden layer).
+const LAB1_REST: [&str; 13] = [
+    "[]",
+    "normal",
+    "cross-entropy",
+    "constant",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "0",
+    "none",
+    "",
 ];
 
 fn with_params(first: &[&str], last: &[&str]) -> Vec<String> {
@@ -44,7 +75,22 @@ fn plan_header() -> Vec<String> {
 }
 
 fn metrics_header() -> Vec<String> {
-    with_params(&["run_id"], &["epoch", "split", "loss", "cost", "accuracy"])
+    // The loss function's column is renamed where `loss` is the metric.
+    let params = PARAMS.map(|c| if c == "loss" { "loss_function" } else { c });
+    ["run_id"]
+        .iter()
+        .chain(&params)
+        .chain(&[
+            "epoch",
+            "update",
+            "learning_rate",
+            "split",
+            "loss",
+            "cost",
+            "accuracy",
+        ])
+        .map(|s| s.to_string())
+        .collect()
 }
 
 fn results_header() -> Vec<String> {
@@ -119,8 +165,10 @@ fn small_plan_rows() -> Vec<Vec<String>> {
         .zip(SMALL_IDS)
         .map(|((eta, seed), id)| {
             [id, "0.0", eta, "100", "2", seed, "true", "f32", "0.01"]
-                .map(String::from)
-                .to_vec()
+                .iter()
+                .chain(&LAB1_REST)
+                .map(|s| s.to_string())
+                .collect()
         })
         .collect()
 }

@@ -24,7 +24,11 @@ SAMPLE = REPO / "data" / "cifar10-sample"
 RECORD = 1 + 3072
 EPOCHS = 3
 LAMBDA = 0.01
-PARAMS = ["lambda", "eta", "batch_size", "epochs", "seed", "shuffle", "precision", "init_std"]
+PARAMS = [
+    "lambda", "eta", "batch_size", "epochs", "seed", "shuffle", "precision", "init_std",
+    "hidden", "init", "loss", "schedule", "eta_min", "eta_max", "step_size", "cycles",
+    "decay", "decay_every", "eval_every", "augment", "dropout",
+]
 RUN_IDS = {
     "f32": f"lambda={LAMBDA}_eta=0.01_batch=100_epochs={EPOCHS}_seed=1",
     "f64": f"lambda={LAMBDA}_eta=0.01_batch=100_epochs={EPOCHS}_seed=1_f64",
@@ -133,6 +137,16 @@ PARAM_DTYPES = {
     "shuffle": "bool",
     "precision": "string",
     "init_std": "float64",
+    # The axes of the later labs, at their defaults: a one-layer run has no hidden layer
+    # and a constant rate, so the cyclic, step and dropout cells are empty (NaN).
+    "hidden": "string",
+    "init": "string",
+    "loss": "string",
+    "schedule": "string",
+    **{c: "float64" for c in ["eta_min", "eta_max", "step_size", "cycles", "decay", "decay_every"]},
+    "eval_every": "int64",
+    "augment": "string",
+    "dropout": "float64",
 }
 METRIC_DTYPES = {"loss": "float64", "cost": "float64", "accuracy": "float64"}
 
@@ -146,7 +160,16 @@ def test_every_csv_parses_with_the_expected_dtypes(sweep_dir):
     metrics = pd.read_csv(sweep_dir / "metrics.csv")
     check_dtypes(
         metrics,
-        {"run_id": "string", **PARAM_DTYPES, "epoch": "int64", "split": "string", **METRIC_DTYPES},
+        {
+            "run_id": "string",
+            # `loss` is the metric here; the loss function's column is `loss_function`.
+            **{("loss_function" if c == "loss" else c): t for c, t in PARAM_DTYPES.items()},
+            "epoch": "int64",
+            "update": "int64",
+            "learning_rate": "float64",
+            "split": "string",
+            **METRIC_DTYPES,
+        },
         sweep_dir / "metrics.csv",
     )
     assert len(metrics) == 2 * (EPOCHS + 1) * 2
@@ -202,7 +225,15 @@ def test_every_csv_parses_with_the_expected_dtypes(sweep_dir):
         assert sorted(params) == sorted(PARAMS)
         row = plan.set_index("run_id").loc[run_id]
         for key in PARAMS:
-            assert params[key] == row[key], (run_id, key)
+            if key == "hidden":
+                # The widths, as the sweep file writes them: "[]", "[50, 50]".
+                assert params[key] == json.loads(row[key]), (run_id, key)
+            elif pd.isna(row[key]):
+                # A key that does not apply to the run (eta_min of a constant rate) is an
+                # empty cell; params.json still holds its default.
+                assert key in {"eta_min", "eta_max", "step_size", "cycles", "decay", "decay_every", "dropout"}
+            else:
+                assert params[key] == row[key], (run_id, key)
 
 
 @pytest.mark.parametrize("precision", ["f32", "f64"])

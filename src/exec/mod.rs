@@ -28,10 +28,11 @@ use std::time::Instant;
 
 use crate::data::Dataset;
 use crate::output::artifacts::{ArtifactError, RunResult, RunStatus, SweepDir};
-use crate::plan::{Plan, RunSpec};
-use crate::spec::Precision;
+use crate::plan::{Plan, RunParams, RunSpec};
+use crate::spec::LossName::{self, CrossEntropy, Hinge};
+use crate::spec::Precision::{self, F32, F64};
 use crate::train::eval::ChunkSums;
-use crate::train::{Fitted, LinearTrainer, Real, Scores, Snapshot, Trainer};
+use crate::train::{Fitted, LinearTrainer, NetTrainer, Real, Scores, Snapshot, Trainer, loss};
 
 /// Most runs trained in one fused group (bounds the stacked weight matrix).
 pub const MAX_FUSED: usize = 16;
@@ -52,8 +53,11 @@ pub struct ExecOptions {
 pub trait Progress: Sync {
     /// `runs` begin training, fused.
     fn started(&self, _runs: &[RunSpec]) {}
-    /// One more epoch of `runs` runs is done.
-    fn epoch(&self, _runs: usize) {}
+    /// Training begins: `spans` recordings of metrics to make in all (every pending
+    /// run's [`crate::plan::RunParams::records`]).
+    fn begin(&self, _spans: u64) {}
+    /// One more span (the updates up to a recording) of `runs` runs is done.
+    fn span(&self, _runs: usize) {}
     /// A run finished (or failed).
     fn finished(&self, _outcome: &RunOutcome) {}
 }
@@ -153,33 +157,47 @@ pub const COHORT_ROWS: usize = 120;
 
 /// Groups work units (from [`work_units`]) into cohorts trained in lockstep, epoch by
 /// epoch, so that each epoch's evaluation reads the data once for the whole cohort.
-/// A cohort holds consecutive units of one precision and closes once it has at least
-/// `jobs` units (so every worker has a unit to train) and [`COHORT_ROWS`] rows; small,
-/// so that results keep reaching the disk as a long sweep goes on.
+/// A cohort holds consecutive units of one kind of model ([`kind`]: precision, loss and
+/// layers) and closes once it has at least `jobs` units (so every worker has a unit to
+/// train) and [`COHORT_ROWS`] rows (`rows_per_run` of the first layer each); small, so
+/// that results keep reaching the disk as a long sweep goes on.
 pub fn cohorts(
     units: Vec<Vec<RunSpec>>,
     jobs: usize,
     rows_per_run: usize,
 ) -> Vec<Vec<Vec<RunSpec>>> {
     let mut cohorts: Vec<Vec<Vec<RunSpec>>> = Vec::new();
-    let mut open: [Option<usize>; 2] = [None, None];
+    let mut open: std::collections::HashMap<Kind, usize> = std::collections::HashMap::new();
     for unit in units {
-        let slot = match unit[0].params.precision {
-            Precision::F32 => 0,
-            Precision::F64 => 1,
-        };
-        let c = match open[slot] {
-            Some(c) => c,
+        let key = kind(&unit[0].params);
+        let c = match open.get(&key) {
+            Some(&c) => c,
             None => {
                 cohorts.push(Vec::new());
                 cohorts.len() - 1
             }
         };
         cohorts[c].push(unit);
-        let rows: usize = cohorts[c].iter().map(Vec::len).sum::<usize>() * rows_per_run;
-        open[slot] = (cohorts[c].len() < jobs || rows < COHORT_ROWS).then_some(c);
+        let rows = match key.2.first() {
+            Some(&width) => width as usize,
+            None => rows_per_run,
+        };
+        let rows: usize = cohorts[c].iter().map(Vec::len).sum::<usize>() * rows;
+        if cohorts[c].len() < jobs || rows < COHORT_ROWS {
+            open.insert(key, c);
+        } else {
+            open.remove(&key);
+        }
     }
     cohorts
+}
+
+/// What the runs of a cohort share: the trainer type and the shape of the stacked layers.
+type Kind = (Precision, LossName, Vec<u32>);
+
+/// A run's [`Kind`].
+fn kind(p: &RunParams) -> Kind {
+    (p.precision, p.loss, p.hidden.as_slice().to_vec())
 }
 
 /// A work unit this process has claimed: its runs and their claim locks, held until
@@ -323,7 +341,7 @@ impl<'a> Context<'a> {
             let mut still = Vec::with_capacity(active.len());
             for ((unit, group), failed) in active.drain(..).zip(trained) {
                 if group.recorded() > Some(0) {
-                    self.progress.epoch(unit.runs.len());
+                    self.progress.span(unit.runs.len());
                 }
                 if let Some(msg) = failed {
                     self.settle::<G::Real>(unit, Err(msg), seconds(), out);
@@ -365,7 +383,7 @@ impl<'a> Context<'a> {
         groups: &mut [&mut G],
     ) -> (Result<Scores, String>, Vec<Option<String>>) {
         let mut training: Vec<usize> = (0..groups.len())
-            .filter(|&g| groups[g].wants_epoch())
+            .filter(|&g| groups[g].wants_span())
             .collect();
         training.sort_by_key(|&g| std::cmp::Reverse(groups[g].runs()));
         let cells: Vec<Mutex<&mut G>> = groups.iter_mut().map(|g| Mutex::new(&mut **g)).collect();
@@ -380,8 +398,7 @@ impl<'a> Context<'a> {
             |scratch, i| match training.get(i) {
                 Some(&g) => Done::Trained(
                     g,
-                    catch_panic(|| cells[g].lock().expect("one task per group").train_epoch())
-                        .err(),
+                    catch_panic(|| cells[g].lock().expect("one task per group").train_span()).err(),
                 ),
                 None => Done::Scored(catch_panic(|| {
                     snapshot.score_chunk(self.data, i - training.len(), scratch)
@@ -523,9 +540,23 @@ pub fn execute(
             if claimed.is_empty() {
                 continue;
             }
-            match cohort[0][0].params.precision {
-                Precision::F32 => cx.train_cohort::<LinearTrainer<f32>>(claimed, &mut outcomes),
-                Precision::F64 => cx.train_cohort::<LinearTrainer<f64>>(claimed, &mut outcomes),
+            // The one place a kind of model is picked.
+            let p = &cohort[0][0].params;
+            let network = !p.hidden.is_empty();
+            let out = &mut outcomes;
+            match (p.precision, p.loss, network) {
+                (F32, CrossEntropy, false) => cx.train_cohort::<LinearTrainer<f32>>(claimed, out),
+                (F64, CrossEntropy, false) => cx.train_cohort::<LinearTrainer<f64>>(claimed, out),
+                (F32, Hinge, false) => {
+                    cx.train_cohort::<LinearTrainer<f32, loss::Hinge>>(claimed, out)
+                }
+                (F64, Hinge, false) => {
+                    cx.train_cohort::<LinearTrainer<f64, loss::Hinge>>(claimed, out)
+                }
+                (F32, CrossEntropy, true) => cx.train_cohort::<NetTrainer<f32>>(claimed, out),
+                (F64, CrossEntropy, true) => cx.train_cohort::<NetTrainer<f64>>(claimed, out),
+                (F32, Hinge, true) => cx.train_cohort::<NetTrainer<f32, loss::Hinge>>(claimed, out),
+                (F64, Hinge, true) => cx.train_cohort::<NetTrainer<f64, loss::Hinge>>(claimed, out),
             }
         }
     });
@@ -558,6 +589,7 @@ mod tests {
             shuffle: true,
             precision: Precision::F32,
             init_std: 0.01,
+            ..RunParams::default()
         };
         RunSpec {
             id: RunId::new(&params),

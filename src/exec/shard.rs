@@ -21,7 +21,7 @@ use std::collections::BinaryHeap;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::plan::{Plan, RunParams};
+use crate::plan::{Length, Plan, RunParams};
 
 /// What a valid `--shard` value looks like, for error messages.
 const SHARD_FORM: &str = "expected I/N with 0 <= I < N, like 0/4";
@@ -221,16 +221,30 @@ pub fn from_slurm_env(get: impl Fn(&str) -> Option<String>) -> Result<Shard, Sha
     Shard::new(as_usize((id - min) / step), as_usize(derived))
 }
 
-/// Expected cost of one run, the unit by which shards are balanced: its epochs.
+/// Expected cost of one run, the unit by which shards are balanced: its example visits
+/// times the rows of the product that reads them.
 ///
-/// Training time grows with the example visits, epochs times training-set size, and every
-/// run of a sweep sees the same training set, so the visits are the epochs times one
-/// factor. [`assign`] gives the same shards for costs all scaled by one positive factor
-/// (it only compares costs and sums of them), so the epochs balance as the visits would,
-/// and the plan can be split before the data is read (as `--dry-run` does).
+/// The plan is split before the data is read (as `--dry-run` does), so a run of epochs
+/// counts [`NOMINAL_EXAMPLES`] visits an epoch, and a run of updates (a cyclic schedule)
+/// `batch_size` visits an update; the rows are the first hidden width, or 10 for the
+/// linear model (the classes of CIFAR-10). [`assign`] gives the same shards for costs all
+/// scaled by one positive factor, so when every run trains on the same data only the
+/// proportions matter, and a sweep of the linear model on epochs balances by epochs alone.
 pub(crate) fn run_cost(params: &RunParams) -> u64 {
-    params.epochs as u64
+    let visits = match params.train_config().length {
+        Length::Epochs(e) => e as u64 * NOMINAL_EXAMPLES,
+        Length::Updates(u) => u as u64 * params.batch_size as u64,
+    };
+    let rows = params
+        .hidden
+        .as_slice()
+        .first()
+        .map_or(10, |&w| u64::from(w));
+    visits.saturating_mul(rows) / 10
 }
+
+/// The training examples a run of epochs is costed for (one CIFAR-10 batch file).
+const NOMINAL_EXAMPLES: u64 = 10_000;
 
 /// The runs of `plan` that belong to `shard`, in plan order, balanced by [`run_cost`].
 pub(crate) fn runs_of(plan: &Plan, shard: Shard) -> Plan {
@@ -508,7 +522,13 @@ mod tests {
         let plan = crate::plan::expand(&spec).unwrap();
         assert_eq!(plan.runs.len(), 6);
         let costs: Vec<u64> = plan.runs.iter().map(|r| run_cost(&r.params)).collect();
-        assert_eq!(costs.iter().filter(|&&c| c == 40).count(), 3);
+        assert_eq!(
+            costs
+                .iter()
+                .filter(|&&c| c == 40 * NOMINAL_EXAMPLES)
+                .count(),
+            3
+        );
         let mut seen = Vec::new();
         for index in 0..2 {
             let mine = runs_of(&plan, Shard::new(index, 2).unwrap());

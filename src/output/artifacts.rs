@@ -217,6 +217,8 @@ impl SweepDir {
                 for (split, s) in EPOCH_SPLITS.into_iter().zip([m.train, m.val]) {
                     w.write_record([
                         m.epoch.to_string(),
+                        m.update.to_string(),
+                        num(m.eta),
                         split.to_string(),
                         num(s.loss),
                         num(s.cost),

@@ -150,7 +150,15 @@ pub const EPOCH_SPLITS: [&str; 2] = [SPLITS[0], SPLITS[1]];
 
 /// The columns of a run's `metrics.csv`, one row per (epoch, split); the sweep's
 /// `metrics.csv` has [`RUN_ID`] and [`PARAM_COLUMNS`] before them.
-pub const EPOCH_COLUMNS: [&str; 5] = ["epoch", "split", "loss", "cost", "accuracy"];
+pub const EPOCH_COLUMNS: [&str; 7] = [
+    "epoch",
+    "update",
+    "learning_rate",
+    "split",
+    "loss",
+    "cost",
+    "accuracy",
+];
 
 pub const STATUS: &str = "status";
 pub const DIVERGED_EPOCH: &str = "diverged_epoch";
@@ -190,12 +198,19 @@ pub fn plan_header() -> Vec<&'static str> {
     h
 }
 
-/// The header of the sweep's `metrics.csv`.
+/// The header of the sweep's `metrics.csv`. The `loss` parameter (the loss function) is
+/// spelt `loss_function` there, as `loss` is the metric.
 pub fn metrics_header() -> Vec<&'static str> {
-    let mut h = plan_header();
+    let mut h: Vec<&str> = plan_header()
+        .into_iter()
+        .map(|c| if c == "loss" { LOSS_FUNCTION } else { c })
+        .collect();
     h.extend(EPOCH_COLUMNS);
     h
 }
+
+/// The `loss` parameter's column in the sweep's `metrics.csv`.
+pub const LOSS_FUNCTION: &str = "loss_function";
 
 /// The header of `results.csv`.
 pub fn results_header() -> Vec<&'static str> {
@@ -446,14 +461,26 @@ pub(crate) fn once(
     }
 }
 
+/// The setting columns every `plan.csv` has had: `lambda` to `init_std`.
+const FIRST_RELEASE_AXES: usize = 7;
+
+/// Reads `plan.csv`: each run's id and setting cells, checked against the contract.
 pub fn read_plan(path: &Path) -> Result<Vec<PlannedRun>, ReadError> {
     let (reader, cols) = open_csv(path)?;
     let id_c = cols.index(RUN_ID)?;
     let seed_c = cols.index(SEED)?;
+    // A folder written before an axis existed has no column for it: its runs are at
+    // that axis's default, an empty cell here as for an axis that does not apply. The
+    // axes of the first release are always there.
     let param_cs = SETTING_COLUMNS
-        .map(|c| cols.index(c))
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match cols.index(c) {
+            Ok(c) => Ok(Some(c)),
+            Err(_) if i >= FIRST_RELEASE_AXES => Ok(None),
+            Err(e) => Err(e),
+        })
+        .collect::<Result<Vec<Option<usize>>, ReadError>>()?;
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut plan = Vec::new();
     each_record(path, reader, |rec, line| {
@@ -461,7 +488,10 @@ pub fn read_plan(path: &Path) -> Result<Vec<PlannedRun>, ReadError> {
         once(&mut seen, path, &run_id, line)?;
         // The seed is part of the run id; it is checked, not kept.
         parse::<u64>(path, line, SEED, &rec[seed_c], "an unsigned integer")?;
-        let params: Vec<String> = param_cs.iter().map(|&c| rec[c].to_string()).collect();
+        let params: Vec<String> = param_cs
+            .iter()
+            .map(|c| c.map_or_else(String::new, |c| rec[c].to_string()))
+            .collect();
         for (column, value) in SETTING_COLUMNS.iter().zip(&params) {
             check_param(path, line, column, value)?;
         }
@@ -477,6 +507,10 @@ pub fn read_plan(path: &Path) -> Result<Vec<PlannedRun>, ReadError> {
 }
 
 fn check_param(path: &Path, line: u64, column: &'static str, value: &str) -> Result<(), ReadError> {
+    if value.is_empty() {
+        // An axis that does not apply to the run (`eta` of a cyclic run).
+        return Ok(());
+    }
     match column {
         "lambda" | "eta" | "init_std" => {
             parse::<f64>(path, line, column, value, "a number").map(drop)
@@ -674,7 +708,8 @@ mod tests {
     fn bad_plans_are_rejected_with_their_line_or_column() {
         let dir = tempfile::tempdir().unwrap();
         let plan = dir.path().join(PLAN_CSV);
-        let header = plan_header().join(",");
+        // A folder from before the network axes: their columns are missing.
+        let header = plan_header()[..9].join(",");
         write(
             &plan,
             &format!(
@@ -723,8 +758,9 @@ mod tests {
         let rows = read_plan(&plan).unwrap();
         assert_eq!((rows[0].setting_id.as_str(), rows[0].line), ("lambda=0", 2));
         assert_eq!(
-            rows[0].params,
+            rows[0].params[..7],
             ["0", "0.1", "100", "3", "true", "f64", "0.01"]
         );
+        assert!(rows[0].params[7..].iter().all(String::is_empty));
     }
 }

@@ -15,31 +15,101 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{AXES, AXIS_COUNT, AXIS_KEYS, AxisName, AxisValue, IdPart, Precision, ValidSpec};
+use crate::spec::{
+    AXES, AXIS_COUNT, AXIS_KEYS, Augment, AxisName, AxisValue, IdPart, Init, LossName, Precision,
+    ScheduleName, ValidSpec, Widths,
+};
 
 /// Largest number of runs a sweep may plan.
 pub(crate) const MAX_RUNS: usize = 1_000_000;
 
-/// The two hyperparameters in which the runs of a group may differ.
+/// The learning rate of every update of a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// `eta` throughout.
+    Constant { eta: f64 },
+    /// Triangular cycles: from `min` up to `max` in `step_size` updates, and back down in
+    /// as many.
+    Cyclic {
+        min: f64,
+        max: f64,
+        step_size: usize,
+    },
+    /// `eta * decay^floor(epoch / every)`, with `every` in epochs.
+    Step { eta: f64, decay: f64, every: usize },
+}
+
+/// What the runs of a fused group may differ in.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hyper {
     /// L2 penalty factor (>= 0).
     pub lambda: f64,
-    /// Learning rate (> 0).
-    pub eta: f64,
+    pub rate: Rate,
+}
+
+impl Hyper {
+    /// A constant rate `eta`.
+    pub fn constant(lambda: f64, eta: f64) -> Self {
+        Hyper {
+            lambda,
+            rate: Rate::Constant { eta },
+        }
+    }
+}
+
+/// How long a run trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Length {
+    Epochs(usize),
+    /// A number of updates, crossing epoch boundaries where the batches fall.
+    Updates(usize),
 }
 
 /// What the runs of a training group share.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
     pub batch_size: usize,
-    pub epochs: usize,
-    /// Seeds the initial weights and the per-epoch shuffles.
+    pub length: Length,
+    /// Seeds the initial weights, the per-epoch shuffles, flips and dropout.
     pub seed: u64,
     /// Reshuffle the training set each epoch; `false` keeps the file order (as the lab).
     pub shuffle: bool,
-    /// Standard deviation of the N(0, std^2) initial weights and biases.
+    pub init: Init,
+    /// Standard deviation of the N(0, std^2) initial weights and biases of `Init::Normal`.
     pub init_std: f64,
+    /// Widths of the hidden layers (none: the linear classifier).
+    pub hidden: Vec<usize>,
+    pub loss: LossName,
+    pub augment: Augment,
+    /// Probability of dropping a hidden unit in training.
+    pub dropout: f64,
+    /// Updates between recorded metrics; 0: every epoch.
+    pub eval_every: usize,
+}
+
+impl TrainConfig {
+    /// A linear model's plain configuration: `epochs` epochs, normal init, no extras.
+    pub fn epochs(
+        batch_size: usize,
+        epochs: usize,
+        seed: u64,
+        shuffle: bool,
+        init_std: f64,
+    ) -> Self {
+        TrainConfig {
+            batch_size,
+            length: Length::Epochs(epochs),
+            seed,
+            shuffle,
+            init: Init::Normal,
+            init_std,
+            hidden: Vec::new(),
+            loss: LossName::CrossEntropy,
+            augment: Augment::None,
+            dropout: 0.0,
+            eval_every: 0,
+        }
+    }
 }
 
 /// A float as text (run ids, CSV cells): the shortest digits that read back to the same
@@ -60,6 +130,48 @@ pub struct RunParams {
     #[serde(with = "precision_serde")]
     pub precision: Precision,
     pub init_std: f64,
+    #[serde(default)]
+    pub hidden: Widths,
+    #[serde(default = "default_init")]
+    pub init: Init,
+    #[serde(default = "default_loss")]
+    pub loss: LossName,
+    #[serde(default = "default_schedule")]
+    pub schedule: ScheduleName,
+    #[serde(default)]
+    pub eta_min: f64,
+    #[serde(default)]
+    pub eta_max: f64,
+    #[serde(default)]
+    pub step_size: usize,
+    #[serde(default)]
+    pub cycles: usize,
+    #[serde(default)]
+    pub decay: f64,
+    #[serde(default)]
+    pub decay_every: usize,
+    #[serde(default)]
+    pub eval_every: usize,
+    #[serde(default = "default_augment")]
+    pub augment: Augment,
+    #[serde(default)]
+    pub dropout: f64,
+}
+
+// Defaults of the fields that runs recorded before they existed lack (their runs are
+// of these, the only values there were); the numbers of a run that lacks the others
+// are the axes' defaults too, normalised on reading ([`RunParams::normalised`]).
+fn default_init() -> Init {
+    Init::Normal
+}
+fn default_loss() -> LossName {
+    LossName::CrossEntropy
+}
+fn default_schedule() -> ScheduleName {
+    ScheduleName::Constant
+}
+fn default_augment() -> Augment {
+    Augment::None
 }
 
 mod precision_serde {
@@ -83,21 +195,27 @@ mod precision_serde {
 /// Names of the parameter columns, in CSV order: the axes' keys.
 pub const PARAM_COLUMNS: [&str; AXIS_COUNT] = AXIS_KEYS;
 
-/// A value as a CSV cell: floats as [`num`].
+/// A value as a CSV cell: floats as [`num`], widths as `[50, 50]`.
 fn csv_text(v: AxisValue) -> String {
     match v {
         AxisValue::Float(x) => num(x),
         AxisValue::Int(x) => x.to_string(),
         AxisValue::Bool(x) => x.to_string(),
         AxisValue::Precision(p) => p.as_str().to_string(),
+        AxisValue::Hidden(w) => w.to_string(),
+        AxisValue::Init(x) => x.to_string(),
+        AxisValue::Loss(x) => x.to_string(),
+        AxisValue::Schedule(x) => x.to_string(),
+        AxisValue::Augment(x) => x.to_string(),
     }
 }
 
 /// A value in a run id: floats in Rust's `Display` form (`0`, `0.00001`), which is
-/// what ids have always used (unlike the CSV cells' [`num`]).
+/// what ids have always used (unlike the CSV cells' [`num`]); widths as `50-50`.
 fn id_text(v: AxisValue) -> String {
     match v {
         AxisValue::Float(x) => x.to_string(),
+        AxisValue::Hidden(w) => w.dashed(),
         other => csv_text(other),
     }
 }
@@ -114,6 +232,19 @@ impl Default for RunParams {
             shuffle: false,
             precision: Precision::F32,
             init_std: 0.0,
+            hidden: Widths::default(),
+            init: Init::Normal,
+            loss: LossName::CrossEntropy,
+            schedule: ScheduleName::Constant,
+            eta_min: 0.0,
+            eta_max: 0.0,
+            step_size: 0,
+            cycles: 0,
+            decay: 0.0,
+            decay_every: 0,
+            eval_every: 0,
+            augment: Augment::None,
+            dropout: 0.0,
         };
         for axis in &AXES {
             p.set(axis.name, axis.default);
@@ -134,7 +265,47 @@ impl RunParams {
             AxisName::Shuffle => AxisValue::Bool(self.shuffle),
             AxisName::Precision => AxisValue::Precision(self.precision),
             AxisName::InitStd => AxisValue::Float(self.init_std),
+            AxisName::Hidden => AxisValue::Hidden(self.hidden),
+            AxisName::Init => AxisValue::Init(self.init),
+            AxisName::Loss => AxisValue::Loss(self.loss),
+            AxisName::Schedule => AxisValue::Schedule(self.schedule),
+            AxisName::EtaMin => AxisValue::Float(self.eta_min),
+            AxisName::EtaMax => AxisValue::Float(self.eta_max),
+            AxisName::StepSize => AxisValue::Int(self.step_size as u64),
+            AxisName::Cycles => AxisValue::Int(self.cycles as u64),
+            AxisName::Decay => AxisValue::Float(self.decay),
+            AxisName::DecayEvery => AxisValue::Int(self.decay_every as u64),
+            AxisName::EvalEvery => AxisValue::Int(self.eval_every as u64),
+            AxisName::Augment => AxisValue::Augment(self.augment),
+            AxisName::Dropout => AxisValue::Float(self.dropout),
         }
+    }
+
+    /// Whether an axis means anything for this run: `eta` and `epochs` not for a
+    /// cyclic schedule, `eta_min` and the like only for one, `init_std` only for normal
+    /// init, `dropout` only with hidden layers. An axis that does not apply is at its
+    /// default in every run, left out of the run id and an empty CSV cell.
+    pub fn applies(&self, name: AxisName) -> bool {
+        let cyclic = self.schedule == ScheduleName::Cyclic;
+        match name {
+            AxisName::Eta | AxisName::Epochs => !cyclic,
+            AxisName::EtaMin | AxisName::EtaMax | AxisName::StepSize | AxisName::Cycles => cyclic,
+            AxisName::Decay | AxisName::DecayEvery => self.schedule == ScheduleName::Step,
+            AxisName::InitStd => self.init == Init::Normal,
+            AxisName::Dropout => !self.hidden.is_empty(),
+            _ => true,
+        }
+    }
+
+    /// The same run with every axis that does not apply ([`RunParams::applies`]) at its
+    /// default, so that runs that differ only there are one run.
+    pub(crate) fn normalised(mut self) -> Self {
+        for axis in &AXES {
+            if !self.applies(axis.name) {
+                self.set(axis.name, axis.default);
+            }
+        }
+        self
     }
 
     /// Sets one axis; the spec checked that the value is of the axis's kind.
@@ -148,43 +319,116 @@ impl RunParams {
             (AxisName::Shuffle, AxisValue::Bool(x)) => self.shuffle = x,
             (AxisName::Precision, AxisValue::Precision(x)) => self.precision = x,
             (AxisName::InitStd, AxisValue::Float(x)) => self.init_std = x,
+            (AxisName::Hidden, AxisValue::Hidden(x)) => self.hidden = x,
+            (AxisName::Init, AxisValue::Init(x)) => self.init = x,
+            (AxisName::Loss, AxisValue::Loss(x)) => self.loss = x,
+            (AxisName::Schedule, AxisValue::Schedule(x)) => self.schedule = x,
+            (AxisName::EtaMin, AxisValue::Float(x)) => self.eta_min = x,
+            (AxisName::EtaMax, AxisValue::Float(x)) => self.eta_max = x,
+            (AxisName::StepSize, AxisValue::Int(x)) => self.step_size = x as usize,
+            (AxisName::Cycles, AxisValue::Int(x)) => self.cycles = x as usize,
+            (AxisName::Decay, AxisValue::Float(x)) => self.decay = x,
+            (AxisName::DecayEvery, AxisValue::Int(x)) => self.decay_every = x as usize,
+            (AxisName::EvalEvery, AxisValue::Int(x)) => self.eval_every = x as usize,
+            (AxisName::Augment, AxisValue::Augment(x)) => self.augment = x,
+            (AxisName::Dropout, AxisValue::Float(x)) => self.dropout = x,
             (name, value) => unreachable!("invariant broken: spec gave {value:?} for {name:?}"),
         }
     }
 
-    /// The parameter values as CSV fields, in [`PARAM_COLUMNS`] order.
+    /// The parameter values as CSV fields, in [`PARAM_COLUMNS`] order; empty where
+    /// the axis does not apply.
     pub fn csv_fields(&self) -> [String; AXIS_COUNT] {
-        AXES.map(|axis| csv_text(self.get(axis.name)))
+        AXES.map(|axis| {
+            if self.applies(axis.name) {
+                csv_text(self.get(axis.name))
+            } else {
+                String::new()
+            }
+        })
     }
 
     pub(crate) fn hyper(&self) -> Hyper {
+        let rate = match self.schedule {
+            ScheduleName::Constant => Rate::Constant { eta: self.eta },
+            ScheduleName::Cyclic => Rate::Cyclic {
+                min: self.eta_min,
+                max: self.eta_max,
+                step_size: self.step_size,
+            },
+            ScheduleName::Step => Rate::Step {
+                eta: self.eta,
+                decay: self.decay,
+                every: self.decay_every,
+            },
+        };
         Hyper {
             lambda: self.lambda,
-            eta: self.eta,
+            rate,
         }
     }
 
     pub(crate) fn train_config(&self) -> TrainConfig {
         TrainConfig {
             batch_size: self.batch_size,
-            epochs: self.epochs,
+            length: match self.schedule {
+                ScheduleName::Cyclic => Length::Updates(2 * self.step_size * self.cycles),
+                _ => Length::Epochs(self.epochs),
+            },
             seed: self.seed,
             shuffle: self.shuffle,
+            init: self.init,
             init_std: self.init_std,
+            hidden: self.hidden.to_vec(),
+            loss: self.loss,
+            augment: self.augment,
+            dropout: self.dropout,
+            eval_every: self.eval_every,
+        }
+    }
+
+    /// Updates of a run on `n` training examples.
+    pub fn updates(&self, n: usize) -> usize {
+        match self.train_config().length {
+            Length::Epochs(e) => e * n.div_ceil(self.batch_size.min(n).max(1)),
+            Length::Updates(u) => u,
+        }
+    }
+
+    /// Times metrics are recorded after the initial ones, on `n` training examples.
+    pub fn records(&self, n: usize) -> usize {
+        let updates = self.updates(n);
+        match self.eval_every {
+            0 => {
+                let per_epoch = n.div_ceil(self.batch_size.min(n).max(1));
+                updates.div_ceil(per_epoch)
+            }
+            every => updates.div_ceil(every),
         }
     }
 
     /// Runs with equal keys see the same examples in the same order from the same
-    /// initial weights, and so can train fused.
-    pub(crate) fn group_key(&self) -> (usize, usize, u64, bool, Precision, u64) {
-        (
-            self.batch_size,
-            self.epochs,
-            self.seed,
-            self.shuffle,
-            self.precision,
-            self.init_std.to_bits(),
-        )
+    /// initial weights, and so can train fused: every axis but the penalty and the
+    /// rates ([`Hyper`]), with the precision.
+    pub(crate) fn group_key(&self) -> (Precision, Vec<String>) {
+        let fields = self.csv_fields();
+        let shared = AXES
+            .iter()
+            .zip(fields)
+            .filter(|(axis, _)| {
+                !matches!(
+                    axis.name,
+                    AxisName::Lambda
+                        | AxisName::Eta
+                        | AxisName::EtaMin
+                        | AxisName::EtaMax
+                        | AxisName::Decay
+                        | AxisName::DecayEvery
+                )
+            })
+            .map(|(_, f)| f)
+            .collect();
+        (self.precision, shared)
     }
 }
 
@@ -200,6 +444,9 @@ impl RunId {
     pub(crate) fn new(p: &RunParams) -> Self {
         let mut id = String::new();
         for axis in &AXES {
+            if !p.applies(axis.name) {
+                continue;
+            }
             let value = p.get(axis.name);
             let (label, shown) = match axis.id {
                 IdPart::Always(label) => (Some(label), true),
@@ -297,7 +544,7 @@ pub fn expand(spec: &ValidSpec) -> Result<Plan, PlanError> {
                 .zip(&odometer)
                 .map(|(a, &i)| (a.name, a.values[i]))
                 .collect();
-            let params = params_from(&values);
+            let params = params_from(&values).normalised();
             let id = RunId::new(&params);
             if seen.insert(id.clone()) {
                 runs.push(RunSpec { id, params });

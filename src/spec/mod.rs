@@ -21,7 +21,9 @@ use toml::Value;
 
 use axes::RawAxes;
 pub(crate) use axes::{AXES, AXIS_COUNT, AXIS_KEYS, IdPart};
-pub use axes::{AxisName, AxisValue, Precision};
+pub use axes::{
+    Augment, AxisName, AxisValue, Init, LossName, MAX_HIDDEN, Precision, ScheduleName, Widths,
+};
 pub(crate) use data::MAX_CLASSES;
 pub use data::{DataFormat, DataSpec, Source, ValSource, is_python_dir};
 use data::{RawData, data_section};
@@ -196,12 +198,22 @@ fn grid(cx: &Ctx, train: &RawAxes, over: Option<&Spanned<RawAxes>>) -> Result<Gr
     // keys come after [train]'s), except that seeds are always innermost.
     declared.sort_by_key(|&(pos, name, _, _)| (name == AxisName::Seed, pos));
     let mut axes = Vec::new();
+    let mut given = Vec::new();
     for (_, name, v, section) in declared {
         let key = format!("{section}.{}", name.key());
-        axes.push(Axis {
-            name,
-            values: cx.list(v, &key, name.def().check)?,
-        });
+        let def = name.def();
+        let one_list = def.nested()
+            && match v.get_ref() {
+                Value::Array(items) => !items.first().is_some_and(Value::is_array),
+                _ => true,
+            };
+        let values = if one_list {
+            vec![cx.single(v, &key, def.check)?]
+        } else {
+            cx.list(v, &key, def.check)?
+        };
+        given.push((name, v.span(), key));
+        axes.push(Axis { name, values });
     }
     for name in AxisName::ALL {
         if !axes.iter().any(|a| a.name == name) {
@@ -219,7 +231,95 @@ fn grid(cx: &Ctx, train: &RawAxes, over: Option<&Spanned<RawAxes>>) -> Result<Gr
             }
         }
     }
+    combinations(cx, &axes, &given)?;
     Ok(Grid { axes })
+}
+
+/// Refuses keys that no run of a grid can use (a `cycles` where no run is cyclic,
+/// `epochs` where every run is, `dropout` with no hidden layer), hidden widths a run
+/// cannot have, and a cyclic range upside down. `given` holds each key the grid sets, with
+/// its span and its name as written.
+fn combinations(
+    cx: &Ctx,
+    axes: &[Axis],
+    given: &[(AxisName, std::ops::Range<usize>, String)],
+) -> Result<(), SpecError> {
+    let values = |name: AxisName| -> &[AxisValue] {
+        axes.iter()
+            .find(|a| a.name == name)
+            .map_or(&[], |a| a.values.as_slice())
+    };
+    let schedules: Vec<ScheduleName> = values(AxisName::Schedule)
+        .iter()
+        .filter_map(|v| match v {
+            AxisValue::Schedule(s) => Some(*s),
+            _ => None,
+        })
+        .collect();
+    let any_schedule = |s: ScheduleName| schedules.contains(&s);
+    let with_hidden = values(AxisName::Hidden)
+        .iter()
+        .any(|v| matches!(v, AxisValue::Hidden(w) if !w.is_empty()));
+    let with_normal = values(AxisName::Init).contains(&AxisValue::Init(Init::Normal));
+    let not_cyclic = schedules.iter().any(|&s| s != ScheduleName::Cyclic);
+    for (name, span, key) in given {
+        let refusal = match name {
+            AxisName::Eta if !not_cyclic => Some(
+                "does not apply to a cyclic schedule, whose rate goes from eta_min to eta_max; \
+                 remove it or give eta_min and eta_max",
+            ),
+            AxisName::Epochs if !not_cyclic => Some(
+                "does not apply to a cyclic schedule, which trains 2 * step_size * cycles \
+                 updates; remove it and set cycles",
+            ),
+            AxisName::EtaMin | AxisName::EtaMax | AxisName::StepSize | AxisName::Cycles
+                if !any_schedule(ScheduleName::Cyclic) =>
+            {
+                Some("applies only to schedule = \"cyclic\"; remove it or set that schedule")
+            }
+            AxisName::Decay | AxisName::DecayEvery if !any_schedule(ScheduleName::Step) => {
+                Some("applies only to schedule = \"step\"; remove it or set that schedule")
+            }
+            AxisName::Dropout if !with_hidden => Some(
+                "applies only to networks with hidden layers; remove it or set hidden, \
+                 e.g. hidden = [50]",
+            ),
+            AxisName::InitStd if !with_normal => Some(
+                "applies only to init = \"normal\" (xavier and he scale by the fan-in); \
+                 remove it",
+            ),
+            _ => None,
+        };
+        if let Some(message) = refusal {
+            return Err(cx.err(span.clone(), key, message));
+        }
+    }
+    let floats = |name: AxisName| -> Vec<f64> {
+        values(name)
+            .iter()
+            .filter_map(|v| match v {
+                AxisValue::Float(x) => Some(*x),
+                _ => None,
+            })
+            .collect()
+    };
+    let (lows, highs) = (floats(AxisName::EtaMin), floats(AxisName::EtaMax));
+    let low = lows.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let high = highs.iter().copied().fold(f64::INFINITY, f64::min);
+    if any_schedule(ScheduleName::Cyclic) && low >= high {
+        let at = given
+            .iter()
+            .find(|(n, _, _)| matches!(n, AxisName::EtaMin | AxisName::EtaMax));
+        let (span, key) = at.map_or((0..0, "eta_min".to_string()), |(_, s, k)| {
+            (s.clone(), k.clone())
+        });
+        return Err(cx.err(
+            span,
+            &key,
+            format!("eta_min ({low}) must be below eta_max ({high}) for every cyclic run"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_section(cx: &Ctx, c: &Spanned<RawCheck>) -> Result<CheckSpec, SpecError> {
@@ -530,6 +630,16 @@ mod tests {
             AxisValue::Int(x) => Value::Integer(x as i64),
             AxisValue::Bool(x) => Value::Boolean(x),
             AxisValue::Precision(p) => Value::String(p.as_str().into()),
+            AxisValue::Hidden(w) => Value::Array(
+                w.as_slice()
+                    .iter()
+                    .map(|&v| Value::Integer(i64::from(v)))
+                    .collect(),
+            ),
+            AxisValue::Init(x) => Value::String(x.as_str().into()),
+            AxisValue::Loss(x) => Value::String(x.as_str().into()),
+            AxisValue::Schedule(x) => Value::String(x.as_str().into()),
+            AxisValue::Augment(x) => Value::String(x.as_str().into()),
         }
     }
 }

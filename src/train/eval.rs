@@ -68,15 +68,7 @@ pub(crate) fn eval_chunk<T: Real, L: Loss>(
         arg,
         sum,
     } = sc;
-    let out = scores.slice_mut(s![.., ..nc]);
-    let blocked = packed.is_some_and(|p| T::score_blocked(p, split, range.clone(), out));
-    if !blocked {
-        let (xc, out) = (split.x.slice(s![range, ..]), scores.slice_mut(s![.., ..nc]));
-        match packed {
-            Some(p) => dot_nt_packed(p, xc, out),
-            None => dot_nt(w, xc, out),
-        }
-    }
+    first_product(w, packed, split, range, scores.slice_mut(s![.., ..nc]));
     let all = scores.as_slice().expect("the score block is contiguous");
     let (best, arg, sum) = (&mut best[..nc], &mut arg[..nc], &mut sum[..nc]);
     let mut out = ChunkSums {
@@ -91,6 +83,25 @@ pub(crate) fn eval_chunk<T: Real, L: Loss>(
         (out.loss[r], out.correct[r]) = L::chunk_sums(&rows, bias, labels, best, arg, sum);
     }
     out
+}
+
+/// `out = w X^T` over examples `range` of `split` (one column each), by the product the
+/// precision scores with: packed, from blocked pixels where that pays, or `dot_nt`.
+pub(crate) fn first_product<T: Real>(
+    w: ArrayView2<T>,
+    packed: Option<&Packed<T>>,
+    split: &Split,
+    range: Range<usize>,
+    mut out: ndarray::ArrayViewMut2<T>,
+) {
+    let blocked = packed.is_some_and(|p| T::score_blocked(p, split, range.clone(), out.view_mut()));
+    if !blocked {
+        let xc = split.x.slice(s![range, ..]);
+        match packed {
+            Some(p) => dot_nt_packed(p, xc, out),
+            None => dot_nt(w, xc, out),
+        }
+    }
 }
 
 /// How many chunks a split of `n` examples is scored in.

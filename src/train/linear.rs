@@ -17,16 +17,17 @@ use std::ops::Range;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Zip, s};
 
+use super::course::{Course, Mark, Members};
 use super::eval::{
     ChunkSums, EvalScratch, add_up, eval_chunk, eval_chunk_count, eval_chunk_range, evaluate,
 };
 use super::model::{Scores, Snapshot, Trainer};
-use super::schedule::{Schedule, schedule};
-use super::{CrossEntropy, EpochMetrics, Fitted, Loss, NamedArray, Outcome, Real, SplitMetrics};
+use super::{CrossEntropy, Fitted, Loss, NamedArray, Outcome, Real, SplitMetrics};
 use crate::data::{Dataset, Split};
 use crate::kernel::{Chain, Packed, Pages, padded_zeros, par_acc_nn_rows, par_dot_nt_rows};
 use crate::plan::{Hyper, TrainConfig};
 use crate::rng::{self, Stream};
+use crate::spec::Init;
 
 /// Weights `W` (K x d) and biases `b` (K).
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +48,27 @@ impl<T: Real> Params<T> {
             w: Array2::from_shape_vec((classes, dim), w.into_iter().map(T::from_f64).collect())
                 .expect("shape matches"),
             b: Array1::from_iter(b.into_iter().map(T::from_f64)),
+        }
+    }
+
+    /// The initial parameters of `init`: [`Params::init`] for `Init::Normal`; else W from
+    /// N(0, 1/d) (xavier) or N(0, 2/d) (he), drawn as `init` draws it, and b zero.
+    pub fn init_with(init: Init, classes: usize, dim: usize, std: f64, seed: u64) -> Self {
+        match fan_in_scale(init) {
+            None => Self::init(classes, dim, std, seed),
+            Some(scale) => {
+                let mut rng = rng::generator(seed, Stream::Init);
+                let mut w = vec![0.0; classes * dim];
+                rng::fill_normal(&mut rng, (scale / dim as f64).sqrt(), &mut w);
+                Params {
+                    w: Array2::from_shape_vec(
+                        (classes, dim),
+                        w.into_iter().map(T::from_f64).collect(),
+                    )
+                    .expect("shape matches"),
+                    b: Array1::zeros(classes),
+                }
+            }
         }
     }
 
@@ -71,6 +93,90 @@ impl<T: Real> Params<T> {
             NamedArray::new("W", self.w.into_dyn()),
             NamedArray::new("b", self.b.into_dyn()),
         ]
+    }
+}
+
+/// The variance of a weight times its fan-in under `init`: 1 (xavier), 2 (he); `None`
+/// for the fixed `init_std` of `Init::Normal`.
+pub(crate) fn fan_in_scale(init: Init) -> Option<f64> {
+    match init {
+        Init::Normal => None,
+        Init::Xavier => Some(1.0),
+        Init::He => Some(2.0),
+    }
+}
+
+/// Where a mini-batch's examples are read: rows of `x`, with labels `y` (the training
+/// split itself, or a mirrored copy of a batch's images).
+#[derive(Clone, Copy)]
+pub(crate) struct Source<'a> {
+    pub(crate) x: ArrayView2<'a, f32>,
+    pub(crate) y: &'a [u8],
+}
+
+/// A copy of a mini-batch's images, each mirrored left-right where `flips` says so, and
+/// its labels: read by the products as rows `0..n`.
+pub(crate) struct Mirrored {
+    x: Array2<f32>,
+    y: Vec<u8>,
+    rows: Vec<u32>,
+    /// Feature i of a mirrored image is feature `mirror[i]` of the original.
+    mirror: Vec<usize>,
+}
+
+/// Side of the square images `augment = "flip"` mirrors (3 planes of 32 x 32).
+pub const FLIP_SIDE: usize = 32;
+/// Input dimension of such images.
+pub const FLIP_DIM: usize = 3 * FLIP_SIDE * FLIP_SIDE;
+
+impl Mirrored {
+    pub(crate) fn new(batch: usize, dim: usize) -> Self {
+        assert_eq!(
+            dim, FLIP_DIM,
+            "flips need 3 x 32 x 32 images (checked when loading)"
+        );
+        let mirror = (0..dim)
+            .map(|i| {
+                let (plane_row, col) = (i / FLIP_SIDE, i % FLIP_SIDE);
+                plane_row * FLIP_SIDE + (FLIP_SIDE - 1 - col)
+            })
+            .collect();
+        Mirrored {
+            x: padded_zeros::<f32>(batch, dim, Pages::Small),
+            y: vec![0; batch],
+            rows: (0..batch as u32).collect(),
+            mirror,
+        }
+    }
+
+    /// Copies `batch` of `train`, mirroring image j where `flips[j]`; returns where the
+    /// products read it and its rows.
+    pub(crate) fn fill<'a>(
+        &'a mut self,
+        train: &Split,
+        batch: &[u32],
+        flips: &[bool],
+    ) -> (Source<'a>, &'a [u32]) {
+        for (j, (&e, &flip)) in batch.iter().zip(flips).enumerate() {
+            let from = train.x.row(e as usize);
+            let mut to = self.x.row_mut(j);
+            if flip {
+                for (t, &m) in to.iter_mut().zip(&self.mirror) {
+                    *t = from[m];
+                }
+            } else {
+                to.assign(&from);
+            }
+            self.y[j] = train.y[e as usize];
+        }
+        let n = batch.len();
+        (
+            Source {
+                x: self.x.view(),
+                y: &self.y,
+            },
+            &self.rows[..n],
+        )
     }
 }
 
@@ -134,13 +240,7 @@ impl<T: Real> Half<'_, T> {
     /// accumulates the weight gradient `(P - Y) X`, in pieces of [`piece_rows`] examples:
     /// the gradient's multiply-add chains continue from piece to piece, so the pieces'
     /// size never changes its bits.
-    fn forward_backward<L: Loss>(
-        self,
-        k: usize,
-        w: ArrayView2<T>,
-        b: ArrayView1<T>,
-        train: &Split,
-    ) {
+    fn forward_backward<L: Loss>(self, k: usize, w: ArrayView2<T>, b: ArrayView1<T>, src: Source) {
         let Half {
             rows,
             mut scores,
@@ -149,7 +249,7 @@ impl<T: Real> Half<'_, T> {
             col_sum,
         } = self;
         let runs = w.nrows() / k;
-        let x = train.x.view();
+        let x = src.x;
         // As many pieces of at least piece_rows as fit, of equal size (a 50-row half
         // with 40-row pieces is one piece, not 40 + 10).
         let pieces = (rows.len() / piece_rows::<T>(w.nrows())).max(1);
@@ -162,7 +262,7 @@ impl<T: Real> Half<'_, T> {
                 L::score_gradients(
                     g.slice_mut(s![r * k..(r + 1) * k, ..]),
                     b.slice(s![r * k..(r + 1) * k]),
-                    |j| usize::from(train.y[piece[j] as usize]),
+                    |j| usize::from(src.y[piece[j] as usize]),
                     col_max,
                     col_sum,
                 );
@@ -186,7 +286,7 @@ fn batch_gradients<T: Real, L: Loss>(
     k: usize,
     w: ArrayView2<T>,
     b: ArrayView1<T>,
-    train: &Split,
+    src: Source,
     batch: &[u32],
     scores: &mut Array2<T>,
     grad_w: &mut [Array2<T>; 2],
@@ -215,87 +315,42 @@ fn batch_gradients<T: Real, L: Loss>(
         col_sum: sum1,
     };
     if rows1.is_empty() {
-        half0.forward_backward::<L>(k, w, b, train);
+        half0.forward_backward::<L>(k, w, b, src);
     } else {
         rayon::join(
-            || half0.forward_backward::<L>(k, w, b, train),
-            || half1.forward_backward::<L>(k, w, b, train),
+            || half0.forward_backward::<L>(k, w, b, src),
+            || half1.forward_backward::<L>(k, w, b, src),
         );
     }
     h
 }
 
 /// A fused group of linear models (runs sharing `cfg`) being trained by mini-batch
-/// gradient descent, one epoch at a time.
+/// gradient descent, span by span ([`Course`]).
 ///
 /// Each epoch visits the training examples in a fresh permutation drawn from the
 /// `Shuffle` stream of `cfg.seed` (or in file order when `cfg.shuffle` is false), in
 /// batches of `cfg.batch_size` (the last batch may be smaller). Metrics are recorded at
-/// epoch 0 and after every epoch by a [`LinearSnapshot`], which scores several groups at
-/// once; a member whose training or validation cost is not finite after an epoch stops
-/// there, as diverged.
+/// the start and after every span by a [`LinearSnapshot`], which scores several groups at
+/// once; a member whose training or validation cost is not finite then stops there, as
+/// diverged.
 pub struct LinearTrainer<'d, T, L = CrossEntropy> {
     data: &'d Dataset,
-    cfg: TrainConfig,
     /// Classes K: rows of W per run.
     k: usize,
-    lambdas: Vec<f64>,
+    members: Members,
     two_lambda: Vec<T>,
-    schedules: Vec<Box<dyn Schedule>>,
     pub(super) w: Array2<T>,
     pub(super) b: Array1<T>,
-    /// Epochs trained so far.
-    epoch: usize,
-    /// Updates made so far.
-    updates: usize,
-    /// The last epoch recorded.
-    recorded: Option<usize>,
-    history: Vec<Vec<EpochMetrics>>,
-    outcome: Vec<Outcome>,
-    order: Vec<u32>,
-    shuffler: rand_chacha::ChaCha20Rng,
+    course: Course,
+    /// The mirrored copy of each batch, when flipping.
+    mirrored: Option<Mirrored>,
     scores: Array2<T>,
     /// The weight gradients of the two halves of a mini-batch (see [`batch_split`]).
     grad_w: [Array2<T>; 2],
     col_max: Vec<T>,
     col_sum: Vec<T>,
     loss: PhantomData<L>,
-}
-
-impl<T: Real, L: Loss> LinearTrainer<'_, T, L> {
-    fn any_training(&self) -> bool {
-        self.outcome.contains(&Outcome::Completed)
-    }
-
-    /// Appends the metrics of `epoch` of the members still training and marks those whose
-    /// cost is not finite as diverged; returns which members it marked.
-    fn record(&mut self, epoch: usize, train: &[SplitMetrics], val: &[SplitMetrics]) -> Vec<usize> {
-        self.recorded = Some(epoch);
-        let mut diverged = Vec::new();
-        for r in 0..self.lambdas.len() {
-            if self.outcome[r] != Outcome::Completed {
-                continue;
-            }
-            self.history[r].push(EpochMetrics {
-                epoch,
-                train: train[r],
-                val: val[r],
-            });
-            if !(train[r].cost.is_finite() && val[r].cost.is_finite()) {
-                self.outcome[r] = Outcome::Diverged { epoch };
-                diverged.push(r);
-            }
-        }
-        diverged
-    }
-
-    /// Every member's learning rate at the next update, in `T`.
-    fn rates(&self) -> Vec<T> {
-        self.schedules
-            .iter()
-            .map(|s| T::from_f64(s.eta(self.updates)))
-            .collect()
-    }
 }
 
 impl<'d, T: Real, L: Loss> Trainer<'d> for LinearTrainer<'d, T, L> {
@@ -306,33 +361,27 @@ impl<'d, T: Real, L: Loss> Trainer<'d> for LinearTrainer<'d, T, L> {
         let (k, d, n) = (data.classes(), data.train.dim(), data.train.len());
         let runs = members.len();
         let m = runs * k;
-        let init = Params::<T>::init(k, d, cfg.init_std, cfg.seed);
+        let init = Params::<T>::init_with(cfg.init, k, d, cfg.init_std, cfg.seed);
         let mut w = padded_zeros::<T>(m, d, Pages::Small);
         let mut b = Array1::<T>::zeros(m);
         for r in 0..runs {
             w.slice_mut(s![r * k..(r + 1) * k, ..]).assign(&init.w);
             b.slice_mut(s![r * k..(r + 1) * k]).assign(&init.b);
         }
-        let bs = cfg.batch_size.min(n);
+        let course = Course::new(cfg, n);
+        let bs = course.batch_size();
         LinearTrainer {
             data,
-            cfg: cfg.clone(),
             k,
-            lambdas: members.iter().map(|h| h.lambda).collect(),
+            members: Members::new(members, course.batches(), course.spans()),
             two_lambda: members
                 .iter()
                 .map(|h| T::from_f64(2.0 * h.lambda))
                 .collect(),
-            schedules: members.iter().map(schedule).collect(),
             w,
             b,
-            epoch: 0,
-            updates: 0,
-            recorded: None,
-            history: vec![Vec::with_capacity(cfg.epochs + 1); runs],
-            outcome: vec![Outcome::Completed; runs],
-            order: (0..n as u32).collect(),
-            shuffler: rng::generator(cfg.seed, Stream::Shuffle),
+            mirrored: (cfg.augment == crate::spec::Augment::Flip).then(|| Mirrored::new(bs, d)),
+            course,
             scores: Array2::<T>::zeros((m, bs)),
             grad_w: [
                 padded_zeros::<T>(m, d, Pages::Small),
@@ -358,57 +407,60 @@ impl<'d, T: Real, L: Loss> Trainer<'d> for LinearTrainer<'d, T, L> {
     }
 
     fn runs(&self) -> usize {
-        self.lambdas.len()
+        self.members.runs()
     }
 
-    fn epoch(&self) -> usize {
-        self.epoch
+    fn spans(&self) -> usize {
+        self.course.mark().span
     }
 
     fn recorded(&self) -> Option<usize> {
-        self.recorded
+        self.members.recorded
     }
 
-    fn wants_epoch(&self) -> bool {
-        self.epoch < self.cfg.epochs && self.any_training()
+    fn wants_span(&self) -> bool {
+        !self.course.finished() && self.members.any_training()
     }
 
     fn done(&self) -> bool {
-        self.recorded == Some(self.cfg.epochs) || !self.any_training()
+        (self.course.finished() && self.members.recorded == Some(self.spans()))
+            || !self.members.any_training()
     }
 
-    fn train_epoch(&mut self) {
+    fn train_span(&mut self) {
         let k = self.k;
         let data = self.data;
-        let bs = self.scores.ncols();
-        if self.cfg.shuffle {
-            let order = &mut self.order;
-            order
-                .iter_mut()
-                .enumerate()
-                .for_each(|(i, v)| *v = i as u32);
-            rng::shuffle(&mut self.shuffler, order);
-        }
-        let order = std::mem::take(&mut self.order);
-        for batch in order.chunks(bs) {
-            let eta = self.rates();
-            let LinearTrainer {
-                w,
-                b,
-                scores,
-                grad_w,
-                col_max,
-                col_sum,
-                outcome,
-                two_lambda,
-                ..
-            } = self;
+        let LinearTrainer {
+            w,
+            b,
+            scores,
+            grad_w,
+            col_max,
+            col_sum,
+            members,
+            two_lambda,
+            course,
+            mirrored,
+            ..
+        } = self;
+        course.span(|batch, flips, u| {
+            let eta: Vec<T> = members.rates(u);
+            let (src, batch) = match (flips, mirrored.as_mut()) {
+                (Some(flips), Some(m)) => m.fill(&data.train, batch, flips),
+                _ => (
+                    Source {
+                        x: data.train.x.view(),
+                        y: &data.train.y,
+                    },
+                    batch,
+                ),
+            };
             let nb = batch.len();
             let h = batch_gradients::<T, L>(
                 k,
                 w.view(),
                 b.view(),
-                &data.train,
+                src,
                 batch,
                 scores,
                 grad_w,
@@ -418,7 +470,7 @@ impl<'d, T: Real, L: Loss> Trainer<'d> for LinearTrainer<'d, T, L> {
             // Per row of W: whether its run still trains, its eta and 2 lambda.
             let rates = Array1::from_shape_fn(w.nrows(), |i| {
                 let r = i / k;
-                (outcome[r] == Outcome::Completed, eta[r], two_lambda[r])
+                (members.training(r), eta[r], two_lambda[r])
             });
             let g = scores.slice(s![.., ..nb]);
             let inv_n = T::one() / T::from_f64(nb as f64);
@@ -451,12 +503,11 @@ impl<'d, T: Real, L: Loss> Trainer<'d> for LinearTrainer<'d, T, L> {
                     .and(grad_w[1].rows())
                     .par_for_each(|wrow, g0, rate, g1| step(wrow, g0, Some(g1), rate));
             }
-            for (r, status) in outcome.iter().enumerate() {
-                if *status != Outcome::Completed {
+            for (r, &lr) in eta.iter().enumerate() {
+                if !members.training(r) {
                     continue;
                 }
                 let rows = r * k..(r + 1) * k;
-                let lr = eta[r];
                 for (bias, grow) in b
                     .slice_mut(s![rows.clone()])
                     .iter_mut()
@@ -466,10 +517,7 @@ impl<'d, T: Real, L: Loss> Trainer<'d> for LinearTrainer<'d, T, L> {
                     *bias = *bias - lr * db;
                 }
             }
-            self.updates += 1;
-        }
-        self.order = order;
-        self.epoch += 1;
+        });
     }
 
     fn finish(self) -> Vec<Fitted<T>> {
@@ -478,14 +526,13 @@ impl<'d, T: Real, L: Loss> Trainer<'d> for LinearTrainer<'d, T, L> {
             .data
             .test
             .as_ref()
-            .map(|t| evaluate::<T, L>(&self.w, &self.b, &self.lambdas, t));
-        let LinearTrainer {
-            w,
-            b,
+            .map(|t| evaluate::<T, L>(&self.w, &self.b, &self.members.lambdas, t));
+        let LinearTrainer { w, b, members, .. } = self;
+        let Members {
             mut history,
             outcome,
             ..
-        } = self;
+        } = members;
         let mut w_rows = w.axis_chunks_iter(Axis(0), k);
         (0..outcome.len())
             .map(|r| Fitted {
@@ -524,11 +571,15 @@ impl<'d, T: Real, L: Loss> Trainer<'d> for LinearTrainer<'d, T, L> {
             nb <= self.scores.ncols(),
             "at most a batch of examples at once"
         );
+        let train = Source {
+            x: self.data.train.x.view(),
+            y: &self.data.train.y,
+        };
         let h = batch_gradients::<T, L>(
             k,
             self.w.view(),
             self.b.view(),
-            &self.data.train,
+            train,
             examples,
             &mut self.scores,
             &mut self.grad_w,
@@ -577,8 +628,8 @@ pub struct LinearSnapshot<T, L = CrossEntropy> {
     packed: Option<Packed<T>>,
     b: Array1<T>,
     lambdas: Vec<f64>,
-    /// Per group: its epoch when taken, and its number of runs.
-    groups: Vec<(usize, usize)>,
+    /// Per group: where it stood when taken, and its number of runs.
+    groups: Vec<(Mark, usize)>,
     /// Classes K: rows of W per run.
     k: usize,
     loss: PhantomData<L>,
@@ -600,7 +651,7 @@ impl<'d, T: Real, L: Loss> Snapshot<'d, LinearTrainer<'d, T, L>> for LinearSnaps
             let rows = at..at + g.w.nrows();
             w.slice_mut(s![rows.clone(), ..]).assign(&g.w);
             b.slice_mut(s![rows]).assign(&g.b);
-            lambdas.extend_from_slice(&g.lambdas);
+            lambdas.extend_from_slice(&g.members.lambdas);
             at += g.w.nrows();
         }
         LinearSnapshot {
@@ -608,7 +659,7 @@ impl<'d, T: Real, L: Loss> Snapshot<'d, LinearTrainer<'d, T, L>> for LinearSnaps
             w,
             b,
             lambdas,
-            groups: groups.iter().map(|g| (g.epoch, g.runs())).collect(),
+            groups: groups.iter().map(|g| (g.course.mark(), g.runs())).collect(),
             k,
             loss: PhantomData,
         }
@@ -660,11 +711,13 @@ impl<'d, T: Real, L: Loss> Snapshot<'d, LinearTrainer<'d, T, L>> for LinearSnaps
             "the groups of the snapshot"
         );
         let (k, mut run0) = (self.k, 0);
-        for (g, &(epoch, runs)) in groups.iter_mut().zip(&self.groups) {
+        for (g, &(mark, runs)) in groups.iter_mut().zip(&self.groups) {
             assert_eq!(g.runs(), runs, "the groups of the snapshot");
             let these = run0..run0 + runs;
-            let diverged = g.record(epoch, &scores.train[these.clone()], &scores.val[these]);
-            if g.epoch != epoch {
+            let diverged = g
+                .members
+                .record(mark, &scores.train[these.clone()], &scores.val[these]);
+            if g.spans() != mark.span {
                 for r in diverged {
                     let (mine, snap) = (r * k..(r + 1) * k, (run0 + r) * k..(run0 + r + 1) * k);
                     g.w.slice_mut(s![mine.clone(), ..])

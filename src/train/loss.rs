@@ -1,5 +1,5 @@
-//! Losses on the scores: the seam a new loss plugs into ([`Loss`]), and the
-//! cross-entropy of the softmax, the first ([`CrossEntropy`]).
+//! Losses on the scores: the seam a new loss plugs into ([`Loss`]), the cross-entropy
+//! of the softmax ([`CrossEntropy`]) and the multi-class hinge ([`Hinge`]).
 //!
 //! A loss is used twice: in training it turns a run's scores into their gradients
 //! ([`Loss::score_gradients`]), and in evaluation it sums the loss and counts the
@@ -73,6 +73,85 @@ impl Loss for CrossEntropy {
         sum: &mut [T],
     ) -> (f64, usize) {
         run_sums(rows, bias, labels, best, arg, sum)
+    }
+}
+
+/// The multi-class SVM loss (Weston and Watkins; the course's first-lab bonus):
+/// `sum over j != y of max(0, s_j - s_y + 1)`. Its score gradient is 1 for every class
+/// whose margin is positive and minus their count for the label; at a margin of exactly
+/// 0 (a kink) the gradient taken is 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hinge;
+
+impl Loss for Hinge {
+    const NAME: &'static str = "hinge";
+
+    fn score_gradients<T: Real>(
+        mut s: ArrayViewMut2<T>,
+        bias: ArrayView1<T>,
+        label: impl Fn(usize) -> usize,
+        max: &mut [T],
+        sum: &mut [T],
+    ) {
+        let n = s.ncols();
+        let (truth, count) = (&mut max[..n], &mut sum[..n]);
+        for (mut row, &bc) in s.rows_mut().into_iter().zip(bias) {
+            row.iter_mut().for_each(|v| *v = *v + bc);
+        }
+        for (j, t) in truth.iter_mut().enumerate() {
+            *t = s[[label(j), j]];
+        }
+        count.fill(T::zero());
+        for (c, mut row) in s.rows_mut().into_iter().enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                let active = c != label(j) && *v - truth[j] + T::one() > T::zero();
+                *v = if active { T::one() } else { T::zero() };
+                count[j] = count[j] + *v;
+            }
+        }
+        for j in 0..n {
+            s[[label(j), j]] = -count[j];
+        }
+    }
+
+    fn chunk_sums<T: Real>(
+        rows: &[&[T]],
+        bias: ArrayView1<T>,
+        labels: &[u8],
+        best: &mut [T],
+        arg: &mut [u32],
+        sum: &mut [T],
+    ) -> (f64, usize) {
+        // best/arg: the first highest score (as the cross-entropy's); sum: the margins.
+        best.iter_mut()
+            .zip(rows[0])
+            .for_each(|(m, &v)| *m = v + bias[0]);
+        arg.fill(0);
+        for (c, row) in rows.iter().enumerate().skip(1) {
+            let (bc, class) = (bias[c], c as u32);
+            for ((m, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(row.iter()) {
+                let v = v + bc;
+                let above = v > *m;
+                *m = if above { v } else { *m };
+                *a = if above { class } else { *a };
+            }
+        }
+        sum.fill(T::zero());
+        for (c, (row, &bc)) in rows.iter().zip(bias).enumerate() {
+            for (j, (acc, &v)) in sum.iter_mut().zip(row.iter()).enumerate() {
+                let y = usize::from(labels[j]);
+                let margin = v + bc - (rows[y][j] + bias[y]) + T::one();
+                if c != y && margin > T::zero() {
+                    *acc = *acc + margin;
+                }
+            }
+        }
+        let (mut loss, mut correct) = (0.0, 0);
+        for (j, &label) in labels.iter().enumerate() {
+            loss += sum[j].to_f64();
+            correct += usize::from(arg[j] as usize == usize::from(label));
+        }
+        (loss, correct)
     }
 }
 

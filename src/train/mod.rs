@@ -3,7 +3,9 @@
 //! - [`model`]: the seam, [`Trainer`] (a fused group of runs of one kind of model) and
 //!   its [`Snapshot`] (several groups scored together), with the generic drivers
 //!   [`train_group`] and [`fit`].
-//! - [`linear`]: the one-layer softmax classifier, the first model.
+//! - [`linear`]: the one-layer classifier, the first model.
+//! - [`network`]: k-layer ReLU networks, the second.
+//! - [`course`]: the mini-batches of a group through its epochs, and its members' records.
 //! - [`loss`]: the loss on the scores ([`Loss`]; [`CrossEntropy`]).
 //! - [`schedule`]: the learning rate of each update ([`schedule::Schedule`]; [`schedule::Constant`]).
 //! - [`eval`]: scoring splits with stacked models, in chunks added in a fixed order.
@@ -12,11 +14,13 @@
 //!
 //! Training may use `spec`, `plan`, `kernel`, `data` and `rng`, never a later stage.
 
+pub(crate) mod course;
 pub(crate) mod eval;
 pub mod gradcheck;
 pub mod linear;
 pub mod loss;
 pub mod model;
+pub mod network;
 pub(crate) mod real;
 pub mod schedule;
 #[cfg(test)]
@@ -26,8 +30,9 @@ use ndarray::ArrayD;
 
 pub use crate::plan::{Hyper, TrainConfig};
 pub use linear::{LinearTrainer, Params, metrics};
-pub use loss::{CrossEntropy, Loss};
+pub use loss::{CrossEntropy, Hinge, Loss};
 pub use model::{Scores, Snapshot, Trainer, fit, record_together, train_group};
+pub use network::NetTrainer;
 pub use real::Real;
 
 /// The revision of training's arithmetic, recorded with every run: raised whenever a
@@ -54,10 +59,13 @@ pub struct SplitMetrics {
     pub accuracy: f64,
 }
 
-/// Metrics on the training and validation splits after `epoch` epochs (0 = at init).
+/// Metrics on the training and validation splits after `update` updates, `epoch` of them
+/// whole epochs (0 = at init), with the learning rate of the next update.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EpochMetrics {
     pub epoch: usize,
+    pub update: usize,
+    pub eta: f64,
     pub train: SplitMetrics,
     pub val: SplitMetrics,
 }
@@ -66,7 +74,8 @@ pub struct EpochMetrics {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Completed,
-    /// The training or validation cost was not finite after this epoch; training stopped.
+    /// The training or validation cost was not finite when recorded after this many
+    /// epochs; training stopped.
     Diverged {
         epoch: usize,
     },

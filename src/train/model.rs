@@ -13,11 +13,12 @@ use super::{Fitted, NamedArray, Real, SplitMetrics};
 use crate::data::Dataset;
 use crate::plan::{Hyper, TrainConfig};
 
-/// A fused group of runs of one kind of model, trained epoch by epoch.
+/// A fused group of runs of one kind of model, trained span by span (the updates between
+/// two recordings of metrics, see [`super::course`]).
 ///
-/// Members share `TrainConfig` (data order, batch size, epochs, initialisation) and
-/// differ in their [`Hyper`]; a member's results never depend on the others it trains
-/// with, or on the thread count.
+/// Members share `TrainConfig` (data order, batch size, length, initialisation, model)
+/// and differ in their [`Hyper`]; a member's results never depend on the others it
+/// trains with, or on the thread count.
 pub trait Trainer<'d>: Send + Sized {
     type Real: Real;
     /// Scores several groups of this kind at once.
@@ -34,23 +35,23 @@ pub trait Trainer<'d>: Send + Sized {
 
     /// Members of the group.
     fn runs(&self) -> usize;
-    /// Epochs trained so far.
-    fn epoch(&self) -> usize;
-    /// The last epoch whose metrics are recorded (0: the initial parameters), if any.
+    /// Spans trained so far.
+    fn spans(&self) -> usize;
+    /// The last span whose metrics are recorded (0: the initial parameters), if any.
     fn recorded(&self) -> Option<usize>;
-    /// Whether [`Trainer::train_epoch`] has an epoch left to train.
-    fn wants_epoch(&self) -> bool;
-    /// Every epoch trained and recorded, or every member diverged.
+    /// Whether [`Trainer::train_span`] has a span left to train.
+    fn wants_span(&self) -> bool;
+    /// Every span trained and recorded, or every member diverged.
     fn done(&self) -> bool;
-    /// Trains one more epoch.
-    fn train_epoch(&mut self);
+    /// Trains one more span.
+    fn train_span(&mut self);
     /// The trained members, with their test metrics where the data has a test split.
     fn finish(self) -> Vec<Fitted<Self::Real>>;
 
     /// Every member's parameters now, as the arrays [`Fitted::arrays`] would hold.
     fn arrays(&self) -> Vec<Vec<NamedArray<Self::Real>>>;
     /// Every member's gradients of its cost on training examples `examples` at its
-    /// parameters now, by the code an update of [`Trainer::train_epoch`] uses, named
+    /// parameters now, by the code an update of [`Trainer::train_span`] uses, named
     /// as [`Trainer::arrays`]. The gradient check compares these with finite differences.
     fn gradients(&mut self, examples: &[u32]) -> Vec<Vec<NamedArray<Self::Real>>>;
 }
@@ -74,7 +75,7 @@ pub trait Snapshot<'d, G: Trainer<'d>>: Sync + Sized {
     ) -> ChunkSums;
     /// The metrics from every chunk's sums, added in chunk order.
     fn scores(&self, data: &Dataset, chunks: &[ChunkSums]) -> Scores;
-    /// Records `scores` as the snapshot's epoch of each group (in the order taken); a
+    /// Records `scores` as the snapshot's span of each group (in the order taken); a
     /// member whose cost is not finite stops there as diverged, with the parameters it
     /// had then.
     fn record(&self, scores: &Scores, groups: &mut [&mut G]);
@@ -98,7 +99,7 @@ pub fn score<'d, G: Trainer<'d>>(snap: &G::Snapshot, data: &Dataset) -> Scores {
     snap.scores(data, &chunks)
 }
 
-/// Records the current epoch's training and validation metrics of every group in
+/// Records the current span's training and validation metrics of every group in
 /// `groups`, scoring them together (see [`Snapshot`]). Every group must train on `data`.
 pub fn record_together<'d, G: Trainer<'d>>(data: &Dataset, groups: &mut [&mut G]) {
     if groups.is_empty() {
@@ -110,21 +111,21 @@ pub fn record_together<'d, G: Trainer<'d>>(data: &Dataset, groups: &mut [&mut G]
 }
 
 /// Trains every member of a group (runs sharing `cfg`) on `data` from start to end,
-/// recording metrics at epoch 0 and after every epoch. `on_epoch` is called after each
-/// epoch with the number of epochs done.
+/// recording metrics at the start and after every span. `on_span` is called after each
+/// span with the number of spans done.
 pub fn train_group<'d, G: Trainer<'d>>(
     data: &'d Dataset,
     cfg: &TrainConfig,
     members: &[Hyper],
-    on_epoch: &(dyn Fn(usize) + Sync),
+    on_span: &(dyn Fn(usize) + Sync),
 ) -> Vec<Fitted<G::Real>> {
     let mut group = G::new(data, cfg, members);
     G::prepare_scoring(data, members.len());
     record_together(data, &mut [&mut group]);
     while !group.done() {
-        group.train_epoch();
+        group.train_span();
         record_together(data, &mut [&mut group]);
-        on_epoch(group.epoch());
+        on_span(group.spans());
     }
     group.finish()
 }

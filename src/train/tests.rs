@@ -65,13 +65,7 @@ fn toy(n: usize, dim: usize, seed: u64, pixels: bool) -> Dataset {
 }
 
 fn cfg(seed: u64) -> TrainConfig {
-    TrainConfig {
-        batch_size: 16,
-        epochs: 5,
-        seed,
-        shuffle: true,
-        init_std: 0.01,
-    }
+    TrainConfig::epochs(16, 5, seed, true, 0.01)
 }
 
 #[test]
@@ -190,22 +184,16 @@ fn one_step_on_a_split_batch_is_the_gradient_step_on_the_whole_batch() {
     let n = 130;
     assert!(batch_split(n) < n && batch_split(n) > piece_rows::<f64>(NUM_CLASSES));
     let data = toy_dataset(n, 24, 3);
-    let cfg = TrainConfig {
-        batch_size: n,
-        epochs: 1,
-        seed: 4,
-        shuffle: false,
-        init_std: 0.1,
-    };
+    let cfg = TrainConfig::epochs(n, 1, 4, false, 0.1);
     let (lambda, eta) = (0.05, 0.2);
     let step = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
-        let mut group = LinearTrainer::<f64>::new(&data, &cfg, &[Hyper { lambda, eta }]);
+        let mut group = LinearTrainer::<f64>::new(&data, &cfg, &[Hyper::constant(lambda, eta)]);
         let before = (group.w.clone(), group.b.clone());
-        pool.install(|| group.train_epoch());
+        pool.install(|| group.train_span());
         (before, group.w.clone(), group.b.clone())
     };
     let ((w0, b0), w1, b1) = step(1);
@@ -246,14 +234,7 @@ fn one_step_on_a_split_batch_is_the_gradient_step_on_the_whole_batch() {
 #[test]
 fn training_lowers_the_cost_and_learns() {
     let data = toy_dataset(200, 30, 1);
-    let fitted = fit::<LinearTrainer<f64>>(
-        &data,
-        &cfg(1),
-        Hyper {
-            lambda: 0.01,
-            eta: 0.1,
-        },
-    );
+    let fitted = fit::<LinearTrainer<f64>>(&data, &cfg(1), Hyper::constant(0.01, 0.1));
     let h = fitted.history();
     assert_eq!(h.len(), 6);
     assert!(h[5].train.cost < h[0].train.cost * 0.5, "{h:?}");
@@ -265,31 +246,10 @@ fn training_lowers_the_cost_and_learns() {
 #[test]
 fn same_seed_gives_bit_identical_weights() {
     let data = toy_dataset(100, 20, 2);
-    let a = fit::<LinearTrainer<f32>>(
-        &data,
-        &cfg(5),
-        Hyper {
-            lambda: 0.1,
-            eta: 0.05,
-        },
-    );
-    let b = fit::<LinearTrainer<f32>>(
-        &data,
-        &cfg(5),
-        Hyper {
-            lambda: 0.1,
-            eta: 0.05,
-        },
-    );
+    let a = fit::<LinearTrainer<f32>>(&data, &cfg(5), Hyper::constant(0.1, 0.05));
+    let b = fit::<LinearTrainer<f32>>(&data, &cfg(5), Hyper::constant(0.1, 0.05));
     assert_eq!(a.params(), b.params());
-    let c = fit::<LinearTrainer<f32>>(
-        &data,
-        &cfg(6),
-        Hyper {
-            lambda: 0.1,
-            eta: 0.05,
-        },
-    );
+    let c = fit::<LinearTrainer<f32>>(&data, &cfg(6), Hyper::constant(0.1, 0.05));
     assert_ne!(a.params(), c.params());
 }
 
@@ -313,18 +273,9 @@ fn fused_and_solo_runs_are_bit_identical_on_pixels() {
 
 fn fused_and_solo_agree(data: &Dataset) {
     let members = [
-        Hyper {
-            lambda: 0.0,
-            eta: 0.1,
-        },
-        Hyper {
-            lambda: 0.1,
-            eta: 0.01,
-        },
-        Hyper {
-            lambda: 1.0,
-            eta: 0.001,
-        },
+        Hyper::constant(0.0, 0.1),
+        Hyper::constant(0.1, 0.01),
+        Hyper::constant(1.0, 0.001),
     ];
     for (r, h) in members.iter().enumerate() {
         let fused32 = &train_group::<LinearTrainer<f32>>(data, &cfg(9), &members, &|_| {})[r];
@@ -340,16 +291,7 @@ fn fused_and_solo_agree(data: &Dataset) {
 #[test]
 fn a_diverging_member_is_reported_and_does_not_disturb_the_others() {
     let data = toy_dataset(100, 20, 4);
-    let members = [
-        Hyper {
-            lambda: 1.0,
-            eta: 10.0,
-        },
-        Hyper {
-            lambda: 0.0,
-            eta: 0.05,
-        },
-    ];
+    let members = [Hyper::constant(1.0, 10.0), Hyper::constant(0.0, 0.05)];
     let out = train_group::<LinearTrainer<f32>>(&data, &cfg(1), &members, &|_| {});
     assert!(matches!(out[0].outcome(), Outcome::Diverged { epoch } if epoch >= 1));
     assert!(out[0].test().is_none());
@@ -362,28 +304,22 @@ fn a_diverging_member_is_reported_and_does_not_disturb_the_others() {
 fn scoring_while_the_next_epoch_trains_changes_nothing_even_for_a_diverging_member() {
     let data = toy_dataset(100, 20, 4);
     let cfg = TrainConfig {
-        epochs: 12,
+        length: crate::plan::Length::Epochs(12),
         ..cfg(1)
     };
     let members = [
         // Weight decay that overshoots by 2000x per step: the squared norm overflows
         // f64 (a non-finite cost) while the weights are still finite and still change.
-        Hyper {
-            lambda: 1.0,
-            eta: 1000.0,
-        },
-        Hyper {
-            lambda: 0.0,
-            eta: 0.05,
-        },
+        Hyper::constant(1.0, 1000.0),
+        Hyper::constant(0.0, 0.05),
     ];
     // As `exec` does: snapshot, train the next epoch, then score and record the
     // snapshot.
     let mut group = LinearTrainer::<f64>::new(&data, &cfg, &members);
     let overlapped = loop {
         let snap = LinearSnapshot::take(&[&group]);
-        if group.wants_epoch() {
-            group.train_epoch();
+        if group.wants_span() {
+            group.train_span();
         }
         let scores = model::score::<LinearTrainer<f64>>(&snap, &data);
         snap.record(&scores, &mut [&mut group]);
@@ -415,11 +351,11 @@ fn scoring_while_the_next_epoch_trains_changes_nothing_even_for_a_diverging_memb
 #[test]
 fn groups_recorded_together_match_groups_trained_alone() {
     let data = toy_dataset(150, 40, 5);
-    let hyper = |lambda, eta| Hyper { lambda, eta };
+    let hyper = |lambda, eta| Hyper::constant(lambda, eta);
     let a = [hyper(0.0, 0.1), hyper(0.1, 0.01)];
     let b = [hyper(1.0, 10.0)];
     let short = TrainConfig {
-        epochs: 3,
+        length: crate::plan::Length::Epochs(3),
         batch_size: 7,
         ..cfg(2)
     };
@@ -427,11 +363,11 @@ fn groups_recorded_together_match_groups_trained_alone() {
     let mut gb = LinearTrainer::<f32>::new(&data, &short, &b);
     record_together(&data, &mut [&mut ga, &mut gb]);
     while !ga.done() {
-        ga.train_epoch();
+        ga.train_span();
         if gb.done() {
             record_together(&data, &mut [&mut ga]);
         } else {
-            gb.train_epoch();
+            gb.train_span();
             record_together(&data, &mut [&mut gb, &mut ga]);
         }
     }

@@ -343,7 +343,7 @@ pub fn gradcheck_groups(rows: &[GradcheckRow]) -> Vec<[Option<&GradcheckRow>; 2]
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::output::contract::setting_id_of;
+    use crate::output::contract::{SETTING_COLUMNS, setting_id_of};
     use approx::assert_relative_eq;
 
     pub(crate) fn planned(run_id: &str, lambda: &str) -> PlannedRun {
@@ -358,7 +358,13 @@ pub(crate) mod tests {
                 "true".into(),
                 "f32".into(),
                 "0.01".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(std::iter::repeat_n(
+                String::new(),
+                SETTING_COLUMNS.len() - 7,
+            ))
+            .collect(),
             line: 0,
         }
     }

@@ -137,9 +137,9 @@ pub fn read_curves(
 ) -> Result<HashMap<String, RunCurves>, ReadError> {
     let (mut reader, cols) = open_csv(path)?;
     let id_c = cols.index(RUN_ID)?;
-    let [epoch_c, split_c, loss_c, cost_c, acc_c] = EPOCH_COLUMNS.map(|c| cols.index(c));
+    let [epoch_c, _, _, split_c, loss_c, cost_c, acc_c] = EPOCH_COLUMNS.map(|c| cols.index(c));
     let [epoch_c, split_c, loss_c, cost_c, acc_c] = [epoch_c?, split_c?, loss_c?, cost_c?, acc_c?];
-    let [epoch_n, split_n, loss_n, cost_n, acc_n] = EPOCH_COLUMNS;
+    let [epoch_n, _, _, split_n, loss_n, cost_n, acc_n] = EPOCH_COLUMNS;
     let mut out: HashMap<String, RunCurves> = HashMap::new();
     let mut record = csv::StringRecord::new();
     loop {
@@ -216,7 +216,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("results.csv");
         let header = results_header().join(",");
-        let row = "a_seed=1,0,0.1,100,3,1,true,f32,0.01";
+        let row = format!(
+            "a_seed=1,0,0.1,100,3,1,true,f32,0.01{}",
+            ",".repeat(crate::plan::PARAM_COLUMNS.len() - 8)
+        );
         std::fs::write(
             &path,
             format!("{header}\n{row},done,,1,1,0.5,1,1,0.5,,,,1.0,\n"),

@@ -173,16 +173,22 @@ mod tests {
         let csv = two_settings().render(TableFormat::Csv);
         let mut lines = csv.lines();
         let header = lines.next().unwrap();
-        assert!(header.starts_with(
-            "setting_id,lambda,eta,batch_size,epochs,shuffle,precision,init_std,n,n_planned,n_diverged,n_failed,train_accuracy_mean,train_accuracy_std,"
-        ));
+        let settings = crate::output::contract::SETTING_COLUMNS.join(",");
+        assert!(header.starts_with(&format!(
+            "setting_id,{settings},n,n_planned,n_diverged,n_failed,train_accuracy_mean,train_accuracy_std,"
+        )));
+        assert!(
+            header
+                .starts_with("setting_id,lambda,eta,batch_size,epochs,shuffle,precision,init_std,")
+        );
         assert!(header.ends_with("test_cost_min,test_cost_max,rank"));
-        assert_eq!(header.split(',').count(), 8 + 4 + 6 * 4 + 1);
+        let s = 1 + crate::output::contract::SETTING_COLUMNS.len();
+        assert_eq!(header.split(',').count(), s + 4 + 6 * 4 + 1);
         let best: Vec<&str> = lines.next().unwrap().split(',').collect();
         assert_eq!(best[0], "lambda=1");
-        assert_eq!(&best[8..12], ["1", "3", "0", "1"]);
-        assert_eq!(best[13], "", "std of a single seed is empty, not 0");
-        assert_eq!(best[16], "0.4", "val_accuracy_mean");
+        assert_eq!(&best[s..s + 4], ["1", "3", "0", "1"]);
+        assert_eq!(best[s + 5], "", "std of a single seed is empty, not 0");
+        assert_eq!(best[s + 8], "0.4", "val_accuracy_mean");
         assert_eq!(*best.last().unwrap(), "1");
     }
 
