@@ -16,8 +16,9 @@ use crate::exec::{self, ExecOptions, Progress, RunOutcome, RunStats};
 use crate::output::artifacts::{ArtifactError, SweepDir};
 use crate::output::summary::{self, SummaryError, SummaryOptions};
 use crate::plan::{self, Plan, PlanError};
-use crate::spec::{self, SpecError, ValidSpec};
+use crate::spec::{self, Augment, AxisName, AxisValue, SpecError, ValidSpec};
 use crate::train::gradcheck::{self, CheckError};
+use crate::train::linear::FLIP_DIM;
 
 /// Everything `sweep run` needs besides the planned sweep ([`Planned`]).
 #[derive(Debug, Clone)]
@@ -171,6 +172,19 @@ pub fn run(
             batch_size: run.params.batch_size,
             train: data.train.len(),
         });
+    }
+    if data.train.dim() != FLIP_DIM
+        && let Some(err) = spec.refuse(
+            AxisName::Augment,
+            |v| *v == AxisValue::Augment(Augment::Flip),
+            &format!(
+                "\"flip\" mirrors images of 3 x 32 x 32 planes ({FLIP_DIM} values), but the \
+                 data's examples have {} values; remove it or set augment = \"none\"",
+                data.train.dim()
+            ),
+        )
+    {
+        return Err(err.into());
     }
     if let Some(check) = &spec.gradcheck {
         if let Some(&n) = check.batch_sizes.iter().find(|&&n| n > data.train.len()) {

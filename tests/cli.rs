@@ -125,6 +125,7 @@ fn gradcheck_header() -> Vec<String> {
         "max_abs_diff",
         "max_rel_err",
         "seconds",
+        "kinks",
     ]
     .map(String::from)
     .to_vec()
@@ -958,6 +959,63 @@ fn cases(data: &Path) -> Vec<Case> {
                 "{TINY}[gradcheck]\nbatch_sizes = [1, 2000]\ndims = 20\n"
             )),
             &["gradcheck batch size 2000 is larger than the 1000 training examples"],
+        ),
+        case(
+            "hidden width of 0",
+            train_val("hidden = §[50, 0]"),
+            &["`train.hidden` must be a width from 1 to 65536, found 0"],
+        ),
+        case(
+            "unknown init",
+            train_val("init = §\"relu6\""),
+            &[
+                "`train.init` must be one of \"normal\", \"xavier\" or \"he\", found the string \"relu6\"",
+            ],
+        ),
+        case(
+            "unknown loss",
+            train_val("loss = §\"adam\""),
+            &["`train.loss` must be one of \"cross-entropy\" or \"hinge\""],
+        ),
+        case(
+            "unknown schedule",
+            train_val("schedule = §\"adam\""),
+            &["`train.schedule` must be one of \"constant\", \"cyclic\" or \"step\""],
+        ),
+        case(
+            "cycles with a constant rate",
+            train_val("cycles = §2"),
+            &["`train.cycles` applies only to schedule = \"cyclic\""],
+        ),
+        case(
+            "epochs with a cyclic rate",
+            sample("[train]\nschedule = \"cyclic\"\nepochs = §3\n"),
+            &["`train.epochs` does not apply to a cyclic schedule"],
+        ),
+        case(
+            "dropout without hidden layers",
+            train_val("dropout = §0.5"),
+            &["`train.dropout` applies only to networks with hidden layers"],
+        ),
+        case(
+            "dropout of 1",
+            train_val("hidden = [50]\ndropout = §1.0"),
+            &["`train.dropout` must be a number >= 0 and < 1, found 1"],
+        ),
+        case(
+            "eta_min above eta_max",
+            sample("[train]\nschedule = \"cyclic\"\neta_min = §0.1\neta_max = 0.01\n"),
+            &["`train.eta_min` eta_min (0.1) must be below eta_max (0.01)"],
+        ),
+        case(
+            "unknown augmentation",
+            train_val("augment = §\"rotate\""),
+            &["`train.augment` must be one of \"none\" or \"flip\""],
+        ),
+        case(
+            "gradcheck hidden width of 0",
+            sample(&format!("{TINY}[gradcheck]\nhidden = §[0]\n")),
+            &["`gradcheck.hidden` must be a width from 1 to 65536, found 0"],
         ),
         case(
             "gradcheck step out of range",

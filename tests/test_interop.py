@@ -211,9 +211,12 @@ def test_every_csv_parses_with_the_expected_dtypes(sweep_dir):
             "max_abs_diff": "float64",
             "max_rel_err": "float64",
             "seconds": "float64",
+            # Empty for the smooth cross-entropy (NaN); a count for the hinge.
+            "kinks": "float64",
         },
         sweep_dir / "gradcheck.csv",
     )
+    assert check["kinks"].isna().all()
     assert set(check["segment"]) == {"first", "random-1"}
 
     for run_id in RUN_IDS.values():

@@ -400,6 +400,7 @@ impl SweepDir {
                 num(r.max_abs_diff),
                 num(r.max_rel_err),
                 num(r.seconds),
+                r.kinks.map(|k| k.to_string()).unwrap_or_default(),
             ])
             .expect("in-memory");
         }

@@ -173,7 +173,7 @@ pub const FINAL_COLUMNS: [[&str; 3]; 3] = [
 ];
 
 /// The columns of `gradcheck.csv`.
-pub const GRADCHECK_COLUMNS: [&str; 9] = [
+pub const GRADCHECK_COLUMNS: [&str; 10] = [
     "batch_size",
     "segment",
     "lambda",
@@ -183,6 +183,7 @@ pub const GRADCHECK_COLUMNS: [&str; 9] = [
     "max_abs_diff",
     "max_rel_err",
     "seconds",
+    "kinks",
 ];
 
 /// The count columns of `summary.csv`: ok runs, planned, diverged, failed.

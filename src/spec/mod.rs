@@ -41,6 +41,8 @@ pub struct Axis {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grid {
     pub axes: Vec<Axis>,
+    /// Where each axis the file gives is written: its byte span and key (`grid.eta`).
+    pub given: Vec<(AxisName, std::ops::Range<usize>, String)>,
 }
 
 /// A checked sweep file.
@@ -56,6 +58,30 @@ pub struct ValidSpec {
     pub data: DataSpec,
     pub grids: Vec<Grid>,
     pub gradcheck: Option<CheckSpec>,
+}
+
+impl ValidSpec {
+    /// An error at the first place the file gives axis `name` a value for which `bad`
+    /// holds (`None` if it gives none), with `message` saying what to write instead.
+    pub fn refuse(
+        &self,
+        name: AxisName,
+        bad: impl Fn(&AxisValue) -> bool,
+        message: &str,
+    ) -> Option<SpecError> {
+        let cx = Ctx {
+            path: &self.path,
+            text: &self.text,
+        };
+        self.grids.iter().find_map(|g| {
+            let axis = g.axes.iter().find(|a| a.name == name)?;
+            let (_, span, key) = g.given.iter().find(|(n, ..)| *n == name)?;
+            axis.values
+                .iter()
+                .any(&bad)
+                .then(|| cx.err(span.clone(), key, message))
+        })
+    }
 }
 
 /// Finite-difference scheme.
@@ -93,6 +119,11 @@ pub struct CheckSpec {
     /// Check only the first `dims` input dimensions (the model is cut to K x dims).
     pub dims: Option<usize>,
     pub init_std: f64,
+    /// The model checked: the hidden widths (`[]`, the default, is the one-layer
+    /// classifier), its initialisation and its loss.
+    pub hidden: Vec<usize>,
+    pub init: Init,
+    pub loss: LossName,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +148,9 @@ struct RawCheck {
     eps: Option<Spanned<Value>>,
     dims: Option<Spanned<Value>>,
     init_std: Option<Spanned<Value>>,
+    hidden: Option<Spanned<Value>>,
+    init: Option<Spanned<Value>>,
+    loss: Option<Spanned<Value>>,
 }
 
 /// Reads and validates the sweep file at `path`. `data_dir` (the `--data` flag) replaces
@@ -232,7 +266,7 @@ fn grid(cx: &Ctx, train: &RawAxes, over: Option<&Spanned<RawAxes>>) -> Result<Gr
         }
     }
     combinations(cx, &axes, &given)?;
-    Ok(Grid { axes })
+    Ok(Grid { axes, given })
 }
 
 /// Refuses keys that no run of a grid can use (a `cycles` where no run is cyclic,
@@ -404,6 +438,27 @@ fn check_section(cx: &Ctx, c: &Spanned<RawCheck>) -> Result<CheckSpec, SpecError
             "a number >= 0",
             |x| x >= 0.0,
         )?,
+        hidden: match model_key(cx, &raw.hidden, AxisName::Hidden)? {
+            AxisValue::Hidden(w) => w.as_slice().iter().map(|&w| w as usize).collect(),
+            other => unreachable!("the hidden check gives widths, not {other:?}"),
+        },
+        init: match model_key(cx, &raw.init, AxisName::Init)? {
+            AxisValue::Init(i) => i,
+            other => unreachable!("the init check gives an init, not {other:?}"),
+        },
+        loss: match model_key(cx, &raw.loss, AxisName::Loss)? {
+            AxisValue::Loss(l) => l,
+            other => unreachable!("the loss check gives a loss, not {other:?}"),
+        },
+    })
+}
+
+/// A `[gradcheck]` key naming the model checked, read as the `[train]` key `axis` reads
+/// one value (one model per check); its default when absent.
+fn model_key(cx: &Ctx, v: &Option<Spanned<Value>>, axis: AxisName) -> Result<AxisValue, SpecError> {
+    let def = axis.def();
+    v.as_ref().map_or(Ok(def.default), |v| {
+        cx.single(v, &format!("gradcheck.{}", def.key), def.check)
     })
 }
 

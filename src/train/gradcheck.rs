@@ -24,8 +24,10 @@ use rayon::prelude::*;
 use crate::data::Dataset;
 use crate::plan::{Hyper, TrainConfig};
 use crate::rng::{self, Stream};
+use crate::spec::LossName;
 pub use crate::spec::{CheckSpec, Method};
-use crate::train::{LinearTrainer, NamedArray, Params, Trainer};
+use crate::train::netcheck::{self, NetLoss};
+use crate::train::{Hinge, LinearTrainer, NamedArray, NetTrainer, Params, Trainer};
 
 /// Which examples a check uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +63,14 @@ pub struct CheckRow {
     pub max_rel_err: f64,
     /// Wall time of the numerical gradient (not reproducible; excluded from comparisons).
     pub seconds: f64,
+    /// For the hinge loss: the examples of the segment with a margin within
+    /// [`KINK_STEPS`] steps of its kink, where a difference may straddle it (`None` for
+    /// the smooth cross-entropy).
+    pub kinks: Option<usize>,
 }
+
+/// How near a hinge margin must be to 0, in steps `h`, to count as at a kink.
+pub const KINK_STEPS: f64 = 100.0;
 
 /// Precomputed pieces of the scores from which perturbed costs are rebuilt.
 ///
@@ -297,6 +306,20 @@ pub fn run(spec: &CheckSpec, data: &Dataset) -> Result<Vec<CheckRow>, CheckError
         .iter()
         .map(|&lambda| Hyper::constant(lambda, 0.0))
         .collect();
+    match (spec.hidden.is_empty(), spec.loss) {
+        (true, LossName::CrossEntropy) => {}
+        (true, LossName::Hinge) => {
+            return Ok(run_layers::<LinearTrainer<f64, Hinge>>(
+                spec, data, &members,
+            ));
+        }
+        (false, LossName::CrossEntropy) => {
+            return Ok(run_layers::<NetTrainer<f64>>(spec, data, &members));
+        }
+        (false, LossName::Hinge) => {
+            return Ok(run_layers::<NetTrainer<f64, Hinge>>(spec, data, &members));
+        }
+    }
     let mut rows = Vec::new();
     for &n in &spec.batch_sizes {
         let cfg = TrainConfig::epochs(n, 0, spec.seed, false, spec.init_std);
@@ -346,6 +369,7 @@ pub fn run(spec: &CheckSpec, data: &Dataset) -> Result<Vec<CheckRow>, CheckError
                             max_abs_diff,
                             max_rel_err,
                             seconds,
+                            kinks: None,
                         });
                     }
                 }
@@ -353,6 +377,115 @@ pub fn run(spec: &CheckSpec, data: &Dataset) -> Result<Vec<CheckRow>, CheckError
         }
     }
     Ok(rows)
+}
+
+/// The examples of `segment` for batch size `n`: the first n, or n drawn from the
+/// check's seed.
+fn segment_examples(spec: &CheckSpec, segment: Segment, len: usize, n: usize) -> Vec<usize> {
+    match segment {
+        Segment::First => (0..n).collect(),
+        Segment::Random(i) => {
+            let mut g = rng::generator(spec.seed, Stream::CheckSegment(i));
+            rng::sample_indices(&mut g, len, n)
+        }
+    }
+}
+
+/// The check of any model by [`netcheck`]: the trainer `M` (built with the check's
+/// hidden widths, init and loss) gives the weights and the analytic gradients; every
+/// array of every layer is compared, at the full input dimension.
+fn run_layers<'d, M: Trainer<'d, Real = f64>>(
+    spec: &CheckSpec,
+    data: &'d Dataset,
+    members: &[Hyper],
+) -> Vec<CheckRow> {
+    let train = &data.train;
+    let loss = match spec.loss {
+        LossName::CrossEntropy => NetLoss::CrossEntropy,
+        LossName::Hinge => NetLoss::Hinge,
+    };
+    let mut rows = Vec::new();
+    for &n in &spec.batch_sizes {
+        let mut cfg = TrainConfig::epochs(n, 0, spec.seed, false, spec.init_std);
+        cfg.hidden = spec.hidden.clone();
+        cfg.init = spec.init;
+        cfg.loss = spec.loss;
+        let mut trainer = M::new(data, &cfg, members);
+        let arrays = trainer.arrays().swap_remove(0);
+        let layers = netcheck_layers(&arrays);
+        let segments =
+            std::iter::once(Segment::First).chain((1..=spec.segments).map(Segment::Random));
+        for segment in segments {
+            let idx = segment_examples(spec, segment, train.len(), n);
+            let examples: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
+            let analytic = trainer.gradients(&examples);
+            let x =
+                Array2::from_shape_fn((n, train.dim()), |(r, c)| f64::from(train.x[[idx[r], c]]));
+            let y: Vec<u8> = idx.iter().map(|&i| train.y[i]).collect();
+            let kinks = (spec.loss == LossName::Hinge)
+                .then(|| netcheck::kinks(&layers, x.view(), &y, KINK_STEPS * spec.step));
+            for (&lambda, analytic) in spec.lambdas.iter().zip(&analytic) {
+                for &method in &spec.methods {
+                    let numerical = netcheck::numerical_gradients(
+                        &layers,
+                        x.view(),
+                        &y,
+                        lambda,
+                        loss,
+                        method,
+                        spec.step,
+                    );
+                    // The arrays come as W1, b1, W2, b2, ... (W, b for one layer).
+                    let pairs = numerical.iter().flat_map(|g| {
+                        [
+                            (g.grad.w.as_slice().expect("contiguous"), g.w_seconds),
+                            (g.grad.b.as_slice().expect("contiguous"), g.b_seconds),
+                        ]
+                    });
+                    for (a, (num, seconds)) in analytic.iter().zip(pairs) {
+                        let a_flat: Vec<f64> = a.array.iter().copied().collect();
+                        let (norm_diff, max_abs_diff, max_rel_err) =
+                            compare(&a_flat, num, spec.eps);
+                        rows.push(CheckRow {
+                            batch_size: n,
+                            segment,
+                            lambda,
+                            method,
+                            param: a.name.clone(),
+                            norm_diff,
+                            max_abs_diff,
+                            max_rel_err,
+                            seconds,
+                            kinks,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    rows
+}
+
+/// A model's named arrays (`W`, `b` or `W1`, `b1`, `W2`, ...) as [`netcheck`]'s layers.
+fn netcheck_layers(arrays: &[NamedArray<f64>]) -> Vec<netcheck::Layer> {
+    arrays
+        .chunks(2)
+        .map(|pair| {
+            let [w, b] = pair else {
+                panic!("a model's arrays come in (W, b) pairs")
+            };
+            netcheck::Layer {
+                w: w.array
+                    .clone()
+                    .into_dimensionality()
+                    .expect("a weight array is a matrix"),
+                b: b.array
+                    .clone()
+                    .into_dimensionality()
+                    .expect("a bias array is a vector"),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -485,6 +618,9 @@ mod tests {
             eps: 1e-6,
             dims: None,
             init_std: 0.01,
+            hidden: Vec::new(),
+            init: crate::spec::Init::Normal,
+            loss: LossName::CrossEntropy,
         };
         let rows = run(&spec, &data).unwrap();
         assert_eq!(rows.len(), 2 * 3 * 2 * 2 * 2);
@@ -510,5 +646,48 @@ mod tests {
             run(&too_big, &data),
             Err(CheckError::TooFewExamples { .. })
         ));
+    }
+
+    #[test]
+    fn networks_are_checked_array_by_array_with_hinge_kinks_counted() {
+        let data = toy_dataset(60, 16, 5);
+        for (hidden, loss) in [
+            (vec![7], LossName::CrossEntropy),
+            (vec![7, 5], LossName::Hinge),
+            (vec![], LossName::Hinge),
+        ] {
+            let spec = CheckSpec {
+                batch_sizes: vec![1, 10],
+                segments: 1,
+                lambdas: vec![0.0, 0.5],
+                methods: vec![Method::Forward, Method::Centred],
+                step: 1e-6,
+                seed: 0,
+                eps: 1e-6,
+                dims: None,
+                init_std: 0.01,
+                hidden: hidden.clone(),
+                init: crate::spec::Init::He,
+                loss,
+            };
+            let rows = run(&spec, &data).unwrap();
+            let arrays = 2 * (hidden.len() + 1);
+            assert_eq!(rows.len(), 2 * 2 * 2 * 2 * arrays, "{hidden:?}");
+            let names: Vec<&str> = rows[..arrays].iter().map(|r| r.param.as_str()).collect();
+            let want: Vec<String> = if hidden.is_empty() {
+                vec!["W".into(), "b".into()]
+            } else {
+                (1..=hidden.len() + 1)
+                    .flat_map(|l| [format!("W{l}"), format!("b{l}")])
+                    .collect()
+            };
+            assert_eq!(names, want);
+            for r in &rows {
+                assert_eq!(r.kinks.is_some(), loss == LossName::Hinge, "{r:?}");
+                if r.method == Method::Centred && r.kinks.is_none_or(|k| k == 0) {
+                    assert!(r.max_rel_err < 1e-6, "{hidden:?} {r:?}");
+                }
+            }
+        }
     }
 }

@@ -20,7 +20,10 @@ pub mod gradcheck;
 pub mod linear;
 pub mod loss;
 pub mod model;
+pub(crate) mod netcheck;
 pub mod network;
+#[cfg(test)]
+mod network_tests;
 pub(crate) mod real;
 pub mod schedule;
 #[cfg(test)]

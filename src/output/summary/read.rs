@@ -96,7 +96,7 @@ pub struct GradcheckRow {
 /// Reads `gradcheck.csv`.
 pub fn read_gradcheck(path: &Path) -> Result<Vec<GradcheckRow>, ReadError> {
     let (reader, cols) = open_csv(path)?;
-    let [b, s, l, m, p, nd, mad, mre, _seconds] = GRADCHECK_COLUMNS.map(|c| cols.index(c));
+    let [b, s, l, m, p, nd, mad, mre, _seconds, _kinks] = GRADCHECK_COLUMNS.map(|c| cols.index(c));
     let [b, s, l, m, p, nd, mad, mre] = [b?, s?, l?, m?, p?, nd?, mad?, mre?];
     let name = |i: usize| GRADCHECK_COLUMNS[i];
     let mut rows = Vec::new();
