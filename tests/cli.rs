@@ -230,6 +230,7 @@ fn small_sweep_writes_the_contract_layout() {
                 "W.npy",
                 "b.npy",
                 "metrics.csv",
+                "model.json",
                 "params.json",
                 "result.json"
             ],

@@ -290,3 +290,97 @@ def test_recorded_metrics_match_numpy(sweep_dir, data, precision):
     result = json.loads((run / "result.json").read_text())
     assert result["status"] == "ok"
     assert result["val"]["accuracy"] == last.loc["val", "accuracy"]
+
+
+NET_SPEC = f"""\
+name = "net"
+
+[data]
+dir = "{SAMPLE}"
+train = ["data_batch_1.bin"]
+val = ["data_batch_2.bin"]
+test = ["test_batch.bin"]
+
+[train]
+hidden = [[20], [16, 12]]
+init = "he"
+lambda = 0.005
+loss = ["cross-entropy", "hinge"]
+schedule = "cyclic"
+eta_min = 1e-4
+eta_max = 0.02
+step_size = 25
+cycles = 1
+eval_every = 20
+seed = 1
+precision = ["f32", "f64"]
+"""
+
+
+@pytest.fixture(scope="module")
+def net_dir(tmp_path_factory) -> pathlib.Path:
+    binary = os.environ.get("SWEEP_BIN")
+    if not binary:
+        pytest.fail("set SWEEP_BIN to the sweep binary; scripts/test does")
+    tmp = tmp_path_factory.mktemp("net")
+    spec = tmp / "net.toml"
+    spec.write_text(NET_SPEC)
+    done = subprocess.run(
+        [binary, "run", str(spec), "--out", str(tmp / "out"), "--no-summary", "-j", "2"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return tmp / "out" / "net"
+
+
+def rebuild(run: pathlib.Path):
+    """The network of a run folder, from model.json and its .npy files (the README's recipe)."""
+    model = json.loads((run / "model.json").read_text())
+    arrays = {a["name"]: np.load(run / a["file"]) for a in model["arrays"]}
+    for a in model["arrays"]:
+        assert list(arrays[a["name"]].shape) == a["shape"] and arrays[a["name"]].dtype == a["dtype"]
+
+    def scores(x):
+        h = x.astype(np.float64).T
+        for layer in model["layers"]:
+            w = arrays[layer["weights"]].astype(np.float64)
+            h = w @ h + arrays[layer["bias"]].astype(np.float64)[:, None]
+            if layer["activation"] == "relu":
+                h = np.maximum(h, 0.0)
+        return h.T
+
+    weights = [arrays[layer["weights"]] for layer in model["layers"]]
+    return model, scores, weights
+
+
+def test_saved_networks_rebuild_in_numpy_and_give_the_recorded_metrics(net_dir, data):
+    results = pd.read_csv(net_dir / "results.csv").set_index("run_id")
+    assert len(results) == 8
+    for run_id, row in results.iterrows():
+        assert row["status"] == "ok", run_id
+        model, scores, weights = rebuild(net_dir / "runs" / run_id)
+        assert model["loss"] == row["loss"]
+        assert len(model["layers"]) == len(json.loads(row["hidden"])) + 1
+        penalty = row["lambda"] * sum(float(np.sum(w.astype(np.float64) ** 2)) for w in weights)
+        f64 = row["precision"] == "f64"
+        for split in ["train", "val", "test"]:
+            x, y = data[split]
+            s = scores(x)
+            truth = s[np.arange(len(y)), y]
+            if model["loss"] == "hinge":
+                margins = np.maximum(0.0, s - truth[:, None] + 1.0)
+                margins[np.arange(len(y)), y] = 0.0
+                loss = float(margins.sum(axis=1).mean())
+            else:
+                top = s.max(axis=1)
+                loss = float(np.mean(top + np.log(np.exp(s - top[:, None]).sum(axis=1)) - truth))
+            accuracy = float((s.argmax(axis=1) == y).mean())
+            rel = 1e-9 if f64 else 1e-4
+            assert row[f"{split}_loss"] == pytest.approx(loss, rel=rel), (run_id, split)
+            assert row[f"{split}_cost"] == pytest.approx(loss + penalty, rel=rel), (run_id, split)
+            if f64:
+                assert row[f"{split}_accuracy"] == accuracy, (run_id, split)
+            else:
+                assert abs(row[f"{split}_accuracy"] - accuracy) <= 2 / len(y), (run_id, split)
+        metrics = pd.read_csv(net_dir / "runs" / run_id / "metrics.csv")
+        assert list(metrics["update"].unique()) == [0, 20, 40, 50]

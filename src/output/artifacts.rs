@@ -87,6 +87,48 @@ fn write_arrays<T: Real>(dir: &Path, arrays: &[NamedArray<T>]) -> io::Result<()>
     Ok(())
 }
 
+/// The text of `model.json`: every array in order (name, file, shape, dtype) and the
+/// forward pass: for each layer in order, `h = W @ h + b`, then ReLU except after the
+/// last; the scores are the last `h`, with `h` first the standardised input.
+fn model_json<T: Real>(arrays: &[NamedArray<T>], params: &crate::plan::RunParams) -> String {
+    let dtype = if std::mem::size_of::<T>() == 4 {
+        "float32"
+    } else {
+        "float64"
+    };
+    let list: Vec<serde_json::Value> = arrays
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "name": a.name,
+                "file": contract::array_file(&a.name),
+                "shape": a.array.shape(),
+                "dtype": dtype,
+            })
+        })
+        .collect();
+    let count = arrays.len() / 2;
+    let layers: Vec<serde_json::Value> = arrays
+        .chunks(2)
+        .enumerate()
+        .map(|(i, pair)| {
+            serde_json::json!({
+                "weights": pair[0].name,
+                "bias": pair.get(1).map(|b| b.name.as_str()),
+                "activation": if i + 1 < count { "relu" } else { "none" },
+            })
+        })
+        .collect();
+    let model = serde_json::json!({
+        "arrays": list,
+        "layers": layers,
+        "forward": "h = x (standardised, one column per example); for each layer: h = activation(W @ h + b[:, None]); scores = h",
+        "loss": params.loss.as_str(),
+        "dropout_in_training": params.dropout,
+    });
+    serde_json::to_string_pretty(&model).expect("JSON of plain values") + "\n"
+}
+
 /// One sweep's output folder.
 #[derive(Debug, Clone)]
 pub struct SweepDir {
@@ -228,6 +270,10 @@ impl SweepDir {
                 }
             }
             fs::write(dir.join(METRICS_CSV), w.into_inner().expect("in-memory"))?;
+            fs::write(
+                dir.join(contract::MODEL_JSON),
+                model_json(fitted.arrays(), &run.params),
+            )?;
             write_arrays(dir, fitted.arrays())
         })?;
         Ok(result)

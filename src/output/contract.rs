@@ -50,6 +50,8 @@ pub const RUNS_TMP_DIR: &str = ".tmp";
 /// Inside `runs/`: one lock file per run being trained, `<run_id>.lock`.
 pub const CLAIMS_DIR: &str = ".claims";
 pub const PARAMS_JSON: &str = "params.json";
+/// A run's `model.json`: its arrays in order with their shapes, and the forward recipe.
+pub const MODEL_JSON: &str = "model.json";
 pub const RESULT_JSON: &str = "result.json";
 pub const W_NPY: &str = "W.npy";
 
