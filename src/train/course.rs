@@ -165,6 +165,18 @@ impl Members {
         self.lambdas.len()
     }
 
+    /// Whether a group on `course` has a span left to train: updates left and a member
+    /// still training.
+    pub(crate) fn wants_span(&self, course: &Course) -> bool {
+        !course.finished() && self.any_training()
+    }
+
+    /// Whether a group on `course` is done: every update made and its last span recorded,
+    /// or no member still training.
+    pub(crate) fn done(&self, course: &Course) -> bool {
+        (course.finished() && self.recorded == Some(course.mark().span)) || !self.any_training()
+    }
+
     pub(crate) fn any_training(&self) -> bool {
         self.outcome.contains(&Outcome::Completed)
     }

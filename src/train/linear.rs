@@ -419,12 +419,11 @@ impl<'d, T: Real, L: Loss> Trainer<'d> for LinearTrainer<'d, T, L> {
     }
 
     fn wants_span(&self) -> bool {
-        !self.course.finished() && self.members.any_training()
+        self.members.wants_span(&self.course)
     }
 
     fn done(&self) -> bool {
-        (self.course.finished() && self.members.recorded == Some(self.spans()))
-            || !self.members.any_training()
+        self.members.done(&self.course)
     }
 
     fn train_span(&mut self) {
