@@ -15,7 +15,7 @@ use predicates::prelude::*;
 
 use common::{
     Entry, RECORD, Table, is_hidden, npy_header, sample_data_section, sample_dir, snapshot, sweep,
-    visible_names, write_sample_spec,
+    visible_names, write_npy_split, write_sample_spec,
 };
 
 /// Parameter columns of `plan.csv`, in contract order.
@@ -801,6 +801,9 @@ fn write_bad_data(dir: &Path) {
     let mut bad = train[..5 * RECORD].to_vec();
     bad[3 * RECORD] = 10;
     fs::write(dir.join("label10.bin"), bad).unwrap();
+    // Examples of 32 values: data that is not images.
+    write_npy_split(dir, "train", 40, 32, 10, 1);
+    write_npy_split(dir, "val", 20, 32, 10, 2);
 }
 
 fn cases(data: &Path) -> Vec<Case> {
@@ -1012,6 +1015,20 @@ fn cases(data: &Path) -> Vec<Case> {
             "unknown augmentation",
             train_val("augment = §\"rotate\""),
             &["`train.augment` must be one of \"none\" or \"flip\""],
+        ),
+        case(
+            "flip on data that is not images",
+            format!(
+                "[data]\nformat = \"npy\"\ndir = \"{}\"\n\
+                 train = [{{ x = \"X_train.npy\", y = \"y_train.npy\" }}]\n\
+                 val = [{{ x = \"X_val.npy\", y = \"y_val.npy\" }}]\n\
+                 [train]\nepochs = 1\nbatch_size = 10\naugment = §\"flip\"\n",
+                data.display()
+            ),
+            &[
+                "`train.augment` \"flip\" mirrors images of 3 x 32 x 32 planes (3072 values), \
+                 but the data's examples have 32 values",
+            ],
         ),
         case(
             "gradcheck hidden width of 0",

@@ -9,31 +9,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{npy_header, sample_dir, sweep, visible_names};
+use common::{npy_header, sample_dir, sweep, visible_names, write_npy_split};
 use ndarray::{Array1, Array2};
-use ndarray_npy::WriteNpyExt;
-
-/// A small deterministic generator in [0, 1), so the fixtures are the same every run.
-fn noise(state: &mut u64) -> f64 {
-    *state = state
-        .wrapping_mul(6_364_136_223_846_793_005)
-        .wrapping_add(1_442_695_040_888_963_407);
-    (*state >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// Writes `X_<split>.npy` (n x d, float32) and `y_<split>.npy` (n labels in 0..classes).
-fn write_npy_split(dir: &Path, split: &str, n: usize, d: usize, classes: usize, seed: u64) {
-    let mut state = seed;
-    let y = Array1::<i64>::from_shape_fn(n, |i| (i % classes) as i64);
-    // Features that depend on the class a little, so training has something to learn.
-    let x = Array2::<f32>::from_shape_fn((n, d), |(i, j)| {
-        (noise(&mut state) - 0.5) as f32 + if j == (i % classes) { 1.0 } else { 0.0 }
-    });
-    x.write_npy(fs::File::create(dir.join(format!("X_{split}.npy"))).unwrap())
-        .unwrap();
-    y.write_npy(fs::File::create(dir.join(format!("y_{split}.npy"))).unwrap())
-        .unwrap();
-}
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -287,6 +264,86 @@ fn hidden_names(dir: &Path) -> Vec<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with('.') && n != ".lock")
         .collect()
+}
+
+/// A PNG's width, height and RGB pixels.
+fn pixels(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
+    let mut reader = png::Decoder::new(std::io::BufReader::new(fs::File::open(path).unwrap()))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb, "{}", path.display());
+    let rgb = buf[..info.buffer_size()]
+        .chunks_exact(3)
+        .map(|p| [p[0], p[1], p[2]])
+        .collect();
+    (info.width, info.height, rgb)
+}
+
+/// A cyclic two-layer setting and a constant-rate one-layer setting in one sweep: the
+/// network's curves are drawn against update steps with a fourth panel for its
+/// learning rate (the lab's figures), its first-layer units (rows of W1) become a
+/// montage, and the one-layer setting keeps its three panels against epochs.
+#[test]
+fn a_cyclic_network_is_drawn_against_update_steps_with_its_rate_and_units() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = common::write_sample_spec(
+        tmp.path(),
+        "net.toml",
+        "net",
+        "[train]\nbatch_size = 100\nseed = [1, 2]\n\
+         [[grid]]\nhidden = [12]\ninit = \"xavier\"\nlambda = 0.01\nschedule = \"cyclic\"\n\
+         eta_min = 1e-5\neta_max = 0.05\nstep_size = 15\ncycles = 1\neval_every = 5\n\
+         [[grid]]\nepochs = 2\neta = 0.01\n",
+    );
+    let out = tmp.path().join("out");
+    run_ok(&spec, &out);
+    let dir = out.join("net");
+    let summarize = sweep()
+        .args(["summarize", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(summarize.status.code(), Some(0), "{}", stderr(&summarize));
+
+    let figures = dir.join("figures");
+    let net_setting = "lambda=0.01_batch=100_hidden=12_init=xavier_cyclic_max=0.05_ns=15_eval=5";
+    let net_run = net_setting.replace("batch=100_", "batch=100_seed=1_");
+    let linear_setting = "lambda=0_eta=0.01_batch=100_epochs=2";
+    let names = visible_names(&figures);
+    let curves = |setting: &str| figures.join(format!("curves_{setting}.png"));
+    assert!(curves(net_setting).is_file(), "{names:?}");
+    assert!(curves(linear_setting).is_file(), "{names:?}");
+
+    // The learning-rate panel is the only thing drawn in the third palette colour.
+    const RATE_GREEN: [u8; 3] = [44, 160, 44];
+    let (w, h, net) = pixels(&curves(net_setting));
+    assert_eq!((w, h), (2000, 500), "four panels");
+    let green = net.iter().filter(|p| **p == RATE_GREEN).count();
+    assert!(
+        green > 500,
+        "a drawn learning-rate curve: {green} green pixels"
+    );
+    let (w, h, linear) = pixels(&curves(linear_setting));
+    assert_eq!(
+        (w, h),
+        (1500, 500),
+        "three panels: a constant rate has no curve"
+    );
+    assert!(!linear.contains(&RATE_GREEN));
+
+    // 12 units in rows of 10: two rows of tiles, wider than the 5-wide class montage.
+    let (w, h, _) = pixels(&figures.join(format!("weights_{net_run}.png")));
+    assert_eq!((w, h), (10 * 156 + 20, 44 + 2 * (4 * 32 + 34) + 4));
+    let linear_run = linear_setting.replace("epochs=2", "epochs=2_seed=1");
+    let (w, _, _) = pixels(&figures.join(format!("weights_{linear_run}.png")));
+    assert_eq!(w, 5 * 156 + 20);
+
+    let html = fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("per update step;"), "the network's caption");
+    assert!(html.contains("per epoch;"), "the one-layer caption");
+    assert!(html.contains("width=\"2000\" height=\"500\""));
+    assert!(html.contains("Validation accuracy of every setting"));
 }
 
 /// Decodes a whole PNG: a 0-byte or truncated file fails.

@@ -206,11 +206,14 @@ pub fn plan_header() -> Vec<&'static str> {
 pub fn metrics_header() -> Vec<&'static str> {
     let mut h: Vec<&str> = plan_header()
         .into_iter()
-        .map(|c| if c == "loss" { LOSS_FUNCTION } else { c })
+        .map(|c| if c == LOSS_KEY { LOSS_FUNCTION } else { c })
         .collect();
     h.extend(EPOCH_COLUMNS);
     h
 }
+
+/// The loss-function parameter's column in `plan.csv` and `results.csv` (its key).
+pub const LOSS_KEY: &str = "loss";
 
 /// The `loss` parameter's column in the sweep's `metrics.csv`.
 pub const LOSS_FUNCTION: &str = "loss_function";

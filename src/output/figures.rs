@@ -1,6 +1,8 @@
 //! Figures of the summary stage: per-setting loss/cost/accuracy curves with a min..max
-//! band over seeds, one chart overlaying every setting's validation accuracy, and weight
-//! montages that show each class's row of W as a 32x32 RGB image. It draws what it is
+//! band over seeds (against epochs or update steps, with the learning-rate curve when
+//! it moves), one chart overlaying every setting's validation accuracy, and weight
+//! montages that show each row of the first weight matrix (W's classes, W1's hidden
+//! units) as a 32x32 RGB image. It draws what it is
 //! given and knows nothing of the summary; each PNG is encoded in memory and written
 //! atomically, so a full disk never leaves a 0-byte or truncated figure.
 //!
@@ -202,18 +204,37 @@ impl<DB: DrawingBackend> Drawable<DB> for Label {
     }
 }
 
-/// One quantity over epochs, aggregated over a setting's runs: the mean and the min..max
-/// band, for every epoch at which at least one run has a finite value.
+/// What a chart's x axis counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum XAxis {
+    /// Whole epochs trained (the first lab's figures).
+    #[default]
+    Epoch,
+    /// Update steps (the second lab's figures: cyclical rates, `eval_every`).
+    Update,
+}
+
+impl XAxis {
+    pub fn label(self) -> &'static str {
+        match self {
+            XAxis::Epoch => "epoch",
+            XAxis::Update => "update step",
+        }
+    }
+}
+
+/// One quantity over epochs or update steps, aggregated over a setting's runs: the mean
+/// and the min..max band, at every x at which at least one run has a finite value.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Band {
-    pub epochs: Vec<u32>,
+    pub x: Vec<u32>,
     pub mean: Vec<f64>,
     pub min: Vec<f64>,
     pub max: Vec<f64>,
 }
 
 impl Band {
-    /// Aggregates per-run `(epoch, value)` series. Non-finite values (a run whose cost
+    /// Aggregates per-run `(x, value)` series. Non-finite values (a run whose cost
     /// blew up) are left out, so one bad epoch does not hide the others.
     pub fn from_runs(runs: &[&[(u32, f64)]]) -> Band {
         let mut acc: BTreeMap<u32, (f64, usize, f64, f64)> = BTreeMap::new();
@@ -232,8 +253,8 @@ impl Band {
             }
         }
         let mut band = Band::default();
-        for (epoch, (sum, n, lo, hi)) in acc {
-            band.epochs.push(epoch);
+        for (x, (sum, n, lo, hi)) in acc {
+            band.x.push(x);
             band.mean.push(sum / n as f64);
             band.min.push(lo);
             band.max.push(hi);
@@ -242,13 +263,13 @@ impl Band {
     }
 
     fn is_empty(&self) -> bool {
-        self.epochs.is_empty()
+        self.x.is_empty()
     }
 
     fn scaled(&self, k: f64) -> Band {
         let s = |v: &Vec<f64>| v.iter().map(|x| x * k).collect();
         Band {
-            epochs: self.epochs.clone(),
+            x: self.x.clone(),
             mean: s(&self.mean),
             min: s(&self.min),
             max: s(&self.max),
@@ -261,9 +282,25 @@ impl Band {
 pub struct SettingCurves {
     pub title: String,
     pub n_runs: usize,
+    pub x_axis: XAxis,
+    /// The loss function's name for the loss panel's caption ("cross-entropy", "hinge").
+    pub loss_name: String,
     pub loss: [Band; 2],
     pub cost: [Band; 2],
     pub accuracy: [Band; 2],
+    /// The learning-rate curve, drawn as a fourth panel when the rate moves.
+    pub learning_rate: Option<Band>,
+}
+
+impl SettingCurves {
+    /// The figure's size in pixels: three panels, or four with a learning-rate curve.
+    pub fn size(&self) -> (u32, u32) {
+        (500 * self.panels() as u32, 500)
+    }
+
+    fn panels(&self) -> usize {
+        3 + usize::from(self.learning_rate.is_some())
+    }
 }
 
 /// One line of the validation-accuracy overlay; lines come best first.
@@ -318,11 +355,11 @@ fn render_png(
     })
 }
 
-/// The x range covering every band's epochs, at least one epoch wide.
-fn epoch_range<'a>(bands: impl IntoIterator<Item = &'a Band>) -> Range<f64> {
+/// The x range covering every band's x values, at least one wide.
+fn x_range<'a>(bands: impl IntoIterator<Item = &'a Band>) -> Range<f64> {
     let last = bands
         .into_iter()
-        .filter_map(|b| b.epochs.last().copied())
+        .filter_map(|b| b.x.last().copied())
         .max()
         .unwrap_or(1)
         .max(1);
@@ -347,6 +384,19 @@ fn value_range<'a>(bands: impl IntoIterator<Item = &'a Band>) -> Range<f64> {
         0.05 * lo.abs().max(1.0)
     };
     (lo - pad)..(hi + pad)
+}
+
+/// A y tick's text: plain decimals (at most 4, trailing zeros dropped) for everyday
+/// magnitudes, scientific notation for huge or tiny ones (a cost that blew up to 1e15,
+/// a learning rate of 1e-5), so a label never runs off the chart.
+fn tick_label(v: f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(1e-3..1e5).contains(&a) {
+        return format!("{v:.1e}");
+    }
+    let text = format!("{v:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" { "0" } else { text }.to_string()
 }
 
 /// Draws a legend box with one entry per (label, colour); each entry shows the line
@@ -401,7 +451,7 @@ fn draw_panel<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     area: &DrawingArea<DB, Shift>,
     caption: &str,
-    y_desc: &str,
+    (x_axis, y_desc): (XAxis, &str),
     bands: &[(&str, RGBColor, &Band)],
     integer_y: bool,
 ) -> DrawResult
@@ -410,7 +460,7 @@ where
 {
     let (xr, yr) = area.get_pixel_range();
     root.draw(&Label::new(caption, ((xr.start + xr.end) / 2, yr.start + 2), 21.0).centered())?;
-    let x = epoch_range(bands.iter().map(|b| b.2));
+    let x = x_range(bands.iter().map(|b| b.2));
     let y = value_range(bands.iter().map(|b| b.2));
     let mut chart = ChartBuilder::on(&area.margin(34, 8, 8, 14))
         .x_label_area_size(45)
@@ -418,15 +468,18 @@ where
         .build_cartesian_2d(x, y)?;
     let int_fmt = |v: &f64| format!("{v:.0}");
     let mut mesh = chart.configure_mesh();
-    mesh.x_desc("epoch")
+    mesh.x_desc(x_axis.label())
         .x_label_formatter(&int_fmt)
         .y_desc(y_desc)
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 16))
         .light_line_style(RGBColor(238, 238, 238))
         .bold_line_style(RGBColor(214, 214, 214));
+    let value_fmt = |v: &f64| tick_label(*v);
     if integer_y {
         mesh.y_label_formatter(&int_fmt);
+    } else {
+        mesh.y_label_formatter(&value_fmt);
     }
     mesh.draw()?;
     for &(_, color, band) in bands {
@@ -434,12 +487,12 @@ where
             continue;
         }
         let upper = band
-            .epochs
+            .x
             .iter()
             .zip(&band.max)
             .map(|(e, v)| (f64::from(*e), *v));
         let lower = band
-            .epochs
+            .x
             .iter()
             .zip(&band.min)
             .rev()
@@ -449,7 +502,7 @@ where
             color.mix(0.18).filled(),
         )))?;
         chart.draw_series(LineSeries::new(
-            band.epochs
+            band.x
                 .iter()
                 .zip(&band.mean)
                 .map(|(e, v)| (f64::from(*e), *v)),
@@ -466,11 +519,11 @@ where
         + 58;
     let legend_h = 24 * entries.len() as i32 + 12;
     // Put the legend in the corner that hides the fewest curve points; the curves are
-    // sampled between epochs too, so a line crossing a corner counts even with few epochs.
+    // sampled between records too, so a line crossing a corner counts even with few epochs.
     let mut points = Vec::new();
     for &(_, _, band) in bands {
         for series in [&band.mean, &band.min, &band.max] {
-            for (i, w) in band.epochs.windows(2).enumerate() {
+            for (i, w) in band.x.windows(2).enumerate() {
                 for k in 0..=8 {
                     let t = f64::from(k) / 8.0;
                     let x = f64::from(w[0]) + t * f64::from(w[1] - w[0]);
@@ -496,10 +549,12 @@ where
     draw_legend(root, &entries, corner)
 }
 
-/// Draws loss, cost and accuracy (train and val) of one setting side by side.
+/// Draws loss, cost and accuracy (train and val) of one setting side by side, and the
+/// learning-rate curve beside them when there is one.
 pub fn draw_setting_curves(path: &Path, curves: &SettingCurves) -> Result<(), FigureError> {
     register_font()?;
-    render_png(path, (1500, 500), CHART_COMPRESSION, |root| {
+    let size = curves.size();
+    render_png(path, size, CHART_COMPRESSION, |root| {
         root.fill(&WHITE)?;
         let seeds = if curves.n_runs == 1 {
             "1 seed".to_string()
@@ -509,17 +564,21 @@ pub fn draw_setting_curves(path: &Path, curves: &SettingCurves) -> Result<(), Fi
                 curves.n_runs
             )
         };
-        root.draw(&Label::new(format!("{}  ({seeds})", curves.title), (750, 10), 22.0).centered())?;
-        let panels = root.margin(46, 0, 0, 0).split_evenly((1, 3));
+        let middle = size.0 as i32 / 2;
+        root.draw(
+            &Label::new(format!("{}  ({seeds})", curves.title), (middle, 10), 22.0).centered(),
+        )?;
+        let panels = root.margin(46, 0, 0, 0).split_evenly((1, curves.panels()));
         let acc = [
             curves.accuracy[0].scaled(100.0),
             curves.accuracy[1].scaled(100.0),
         ];
+        let x = curves.x_axis;
         draw_panel(
             root,
             &panels[0],
-            "Loss (cross-entropy)",
-            "loss",
+            &format!("Loss ({})", curves.loss_name),
+            (x, "loss"),
             &[
                 ("train", TRAIN, &curves.loss[0]),
                 ("val", VAL, &curves.loss[1]),
@@ -530,7 +589,7 @@ pub fn draw_setting_curves(path: &Path, curves: &SettingCurves) -> Result<(), Fi
             root,
             &panels[1],
             "Cost (loss + λ‖W‖²)",
-            "cost",
+            (x, "cost"),
             &[
                 ("train", TRAIN, &curves.cost[0]),
                 ("val", VAL, &curves.cost[1]),
@@ -541,10 +600,20 @@ pub fn draw_setting_curves(path: &Path, curves: &SettingCurves) -> Result<(), Fi
             root,
             &panels[2],
             "Accuracy",
-            "accuracy (%)",
+            (x, "accuracy (%)"),
             &[("train", TRAIN, &acc[0]), ("val", VAL, &acc[1])],
             true,
         )?;
+        if let Some(lr) = &curves.learning_rate {
+            draw_panel(
+                root,
+                &panels[3],
+                "Learning rate",
+                (x, "η"),
+                &[("learning rate", PALETTE[2], lr)],
+                false,
+            )?;
+        }
         Ok(())
     })
 }
@@ -558,6 +627,7 @@ pub const OVERLAY_COLOURED: usize = 10;
 pub fn draw_val_accuracy_overlay(
     path: &Path,
     sweep_name: &str,
+    x_axis: XAxis,
     lines: &[OverlayLine],
 ) -> Result<(), FigureError> {
     register_font()?;
@@ -565,7 +635,10 @@ pub fn draw_val_accuracy_overlay(
     const PLOT_W: u32 = 820;
     render_png(path, (WIDTH, 620), CHART_COMPRESSION, |root| {
         root.fill(&WHITE)?;
-        let title = format!("Validation accuracy per epoch, mean over seeds: {sweep_name}");
+        let title = format!(
+            "Validation accuracy per {}, mean over seeds: {sweep_name}",
+            x_axis.label()
+        );
         root.draw(&Label::new(title, (WIDTH as i32 / 2, 10), 22.0).centered())?;
         let (plot_area, _) = root.margin(46, 0, 0, 0).split_horizontally(PLOT_W);
         let scaled: Vec<Band> = lines
@@ -575,10 +648,10 @@ pub fn draw_val_accuracy_overlay(
         let mut chart = ChartBuilder::on(&plot_area.margin(8, 8, 8, 14))
             .x_label_area_size(45)
             .y_label_area_size(70)
-            .build_cartesian_2d(epoch_range(&scaled), value_range(&scaled))?;
+            .build_cartesian_2d(x_range(&scaled), value_range(&scaled))?;
         chart
             .configure_mesh()
-            .x_desc("epoch")
+            .x_desc(x_axis.label())
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_desc("validation accuracy (%)")
             .y_label_formatter(&|y| format!("{y:.0}"))
@@ -591,7 +664,7 @@ pub fn draw_val_accuracy_overlay(
         // Grey lines first so the coloured ones are drawn on top of them.
         for band in scaled.iter().skip(OVERLAY_COLOURED) {
             chart.draw_series(LineSeries::new(
-                band.epochs
+                band.x
                     .iter()
                     .zip(&band.mean)
                     .map(|(e, v)| (f64::from(*e), *v)),
@@ -600,7 +673,7 @@ pub fn draw_val_accuracy_overlay(
         }
         for (i, band) in scaled.iter().enumerate().take(OVERLAY_COLOURED).rev() {
             chart.draw_series(LineSeries::new(
-                band.epochs
+                band.x
                     .iter()
                     .zip(&band.mean)
                     .map(|(e, v)| (f64::from(*e), *v)),
@@ -640,7 +713,7 @@ pub fn draw_val_accuracy_overlay(
 
 fn mean_only(b: &Band) -> Band {
     Band {
-        epochs: b.epochs.clone(),
+        x: b.x.clone(),
         mean: b.mean.clone(),
         min: b.mean.clone(),
         max: b.mean.clone(),
@@ -679,42 +752,39 @@ pub fn class_image(row: ArrayView1<f64>) -> Vec<[u8; 3]> {
         .collect()
 }
 
-/// Draws the K rows of W (K x 3072) as 32x32 RGB tiles labelled with `class_names`, in
-/// rows of 5 (2 rows for CIFAR-10's 10 classes), upscaled `SCALE` times with
-/// nearest-neighbour blocks.
+/// Draws the rows of a weight matrix (n x 3072: W's classes, or W1's first-layer units)
+/// as 32x32 RGB tiles labelled with `names`, under `heading`. Up to 10 tiles go in rows
+/// of 5 (2 rows for CIFAR-10's 10 classes), more in rows of 10; each is upscaled `SCALE`
+/// times with nearest-neighbour blocks.
 pub fn draw_weight_montage(
     path: &Path,
-    title: &str,
+    heading: &str,
     w: &Array2<f64>,
-    class_names: &[String],
+    names: &[String],
 ) -> Result<(), FigureError> {
     assert_eq!(
         (w.nrows(), w.ncols()),
-        (class_names.len(), IMAGE_LEN),
-        "a montage shows one 3 x 32 x 32 row of W per class name"
+        (names.len(), IMAGE_LEN),
+        "a montage shows one 3 x 32 x 32 row per name"
     );
     register_font()?;
-    const COLS: usize = 5;
     const CELL_W: usize = 156;
     const CELL_H: usize = IMAGE_SIDE * SCALE + 34;
     const TOP: usize = 44;
     const LEFT: usize = 10;
+    let cols = if names.len() <= 10 { 5 } else { 10 };
     let tile = IMAGE_SIDE * SCALE;
-    let rows = class_names.len().div_ceil(COLS);
+    let rows = names.len().div_ceil(cols);
     let size = (
-        (COLS * CELL_W + 2 * LEFT) as u32,
+        (cols * CELL_W + 2 * LEFT) as u32,
         (TOP + rows * CELL_H + 4) as u32,
     );
     render_png(path, size, MONTAGE_COMPRESSION, |root| {
         root.fill(&WHITE)?;
-        root.draw(&Label::new(
-            format!("Rows of W as images: {title}"),
-            (LEFT as i32, 12),
-            16.0,
-        ))?;
-        for (k, name) in class_names.iter().enumerate() {
-            let x0 = LEFT + (k % COLS) * CELL_W + (CELL_W - tile) / 2;
-            let y0 = TOP + (k / COLS) * CELL_H;
+        root.draw(&Label::new(heading, (LEFT as i32, 12), 16.0))?;
+        for (k, name) in names.iter().enumerate() {
+            let x0 = LEFT + (k % cols) * CELL_W + (CELL_W - tile) / 2;
+            let y0 = TOP + (k / cols) * CELL_H;
             for (p, rgb) in class_image(w.row(k)).iter().enumerate() {
                 let (r, c) = (p / IMAGE_SIDE, p % IMAGE_SIDE);
                 let (x, y) = ((x0 + c * SCALE) as i32, (y0 + r * SCALE) as i32);
@@ -742,7 +812,7 @@ mod tests {
         let a = [(0, 1.0), (1, 2.0), (2, 5.0)];
         let b = [(0, 3.0), (1, 4.0)];
         let band = Band::from_runs(&[&a, &b]);
-        assert_eq!(band.epochs, vec![0, 1, 2]);
+        assert_eq!(band.x, vec![0, 1, 2]);
         assert_eq!(band.mean, vec![2.0, 3.0, 5.0]);
         assert_eq!(band.min, vec![1.0, 2.0, 5.0]);
         assert_eq!(band.max, vec![3.0, 4.0, 5.0]);
@@ -753,7 +823,7 @@ mod tests {
         let a = [(0, 1.0), (1, f64::INFINITY)];
         let b = [(0, 3.0), (1, f64::NAN)];
         let band = Band::from_runs(&[&a, &b]);
-        assert_eq!(band.epochs, vec![0]);
+        assert_eq!(band.x, vec![0]);
         assert_eq!(band.mean, vec![2.0]);
     }
 
@@ -784,6 +854,17 @@ mod tests {
     }
 
     #[test]
+    fn tick_labels_stay_short_at_any_magnitude() {
+        assert_eq!(tick_label(0.0), "0");
+        assert_eq!(tick_label(2.5), "2.5");
+        assert_eq!(tick_label(0.02), "0.02");
+        assert_eq!(tick_label(-0.0), "0");
+        assert_eq!(tick_label(12345.0), "12345");
+        assert_eq!(tick_label(4.0e15), "4.0e15");
+        assert_eq!(tick_label(1e-5), "1.0e-5");
+    }
+
+    #[test]
     fn embedded_font_parses_and_labels_have_width() {
         assert!(register_font().is_ok());
         let w = Label::new("airplane", (0, 0), 15.0).width();
@@ -794,7 +875,7 @@ mod tests {
     #[test]
     fn value_range_pads_and_survives_degenerate_input() {
         let flat = Band {
-            epochs: vec![0],
+            x: vec![0],
             mean: vec![2.0],
             min: vec![2.0],
             max: vec![2.0],

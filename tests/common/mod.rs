@@ -10,6 +10,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use ndarray::{Array1, Array2};
+use ndarray_npy::WriteNpyExt;
 
 /// The CIFAR-10 sample that ships in the repository (1,000 records per file).
 pub fn sample_dir() -> PathBuf {
@@ -39,6 +41,28 @@ pub fn shared_cifar10() -> Option<PathBuf> {
     }
     let _ = writeln!(std::io::stderr(), "skipped: {why}");
     None
+}
+
+/// A small deterministic generator in [0, 1), so the fixtures are the same every run.
+pub fn noise(state: &mut u64) -> f64 {
+    *state = state
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    (*state >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Writes `X_<split>.npy` (n x d, float32) and `y_<split>.npy` (n labels in 0..classes).
+pub fn write_npy_split(dir: &Path, split: &str, n: usize, d: usize, classes: usize, seed: u64) {
+    let mut state = seed;
+    let y = Array1::<i64>::from_shape_fn(n, |i| (i % classes) as i64);
+    // Features that depend on the class a little, so training has something to learn.
+    let x = Array2::<f32>::from_shape_fn((n, d), |(i, j)| {
+        (noise(&mut state) - 0.5) as f32 + if j == (i % classes) { 1.0 } else { 0.0 }
+    });
+    x.write_npy(fs::File::create(dir.join(format!("X_{split}.npy"))).unwrap())
+        .unwrap();
+    y.write_npy(fs::File::create(dir.join(format!("y_{split}.npy"))).unwrap())
+        .unwrap();
 }
 
 /// The real `sweep` binary, with logging at its default level and no colour, so stderr

@@ -163,13 +163,21 @@ impl SettingSummary {
     }
 }
 
+/// One setting's curve figure: where it is, its size and what its x axis counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurveFigure {
+    pub rel: String,
+    pub size: (u32, u32),
+    pub x_axis: &'static str,
+}
+
 /// Relative paths (from the sweep folder) of the figures that were written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FigureIndex {
     /// Every setting's mean validation accuracy in one chart.
     pub overlay: Option<String>,
     /// Loss, cost and accuracy curves by setting id.
-    pub curves: HashMap<String, String>,
+    pub curves: HashMap<String, CurveFigure>,
     /// Weight montages by run id.
     pub montages: HashMap<String, String>,
     /// Runs with status ok whose montage was not drawn because of `MAX_MONTAGES`.

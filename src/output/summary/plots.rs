@@ -1,5 +1,6 @@
-//! Plotting a summary: which figures a [`Summary`] gets (per-setting curves, the
-//! validation-accuracy overlay, weight montages up to [`MAX_MONTAGES`]), drawn through
+//! Plotting a summary: which figures a [`Summary`] gets (per-setting curves against
+//! epochs or update steps, the validation-accuracy overlay, first-layer weight montages
+//! up to [`MAX_MONTAGES`]), drawn through
 //! [`crate::output::figures`] into `figures/`, and the index of what was drawn.
 //!
 //! May import `output::contract`, `output::atomic`, `output::figures`, `summary::read`,
@@ -12,11 +13,15 @@ use ndarray::Array2;
 use rayon::prelude::*;
 
 use crate::data::CIFAR10_CLASSES;
-use crate::output::contract::{self, FIGURES_DIR, METRICS_CSV, RUNS_DIR, W_NPY};
-use crate::output::figures::{self, Band, FigureError, IMAGE_LEN, OverlayLine, SettingCurves};
-use crate::output::summary::aggregate::{FigureIndex, Summary};
+use crate::output::contract::{
+    self, FIGURES_DIR, LOSS_KEY, METRICS_CSV, RUNS_DIR, SETTING_COLUMNS, W_NPY,
+};
+use crate::output::figures::{
+    self, Band, FigureError, IMAGE_LEN, OverlayLine, SettingCurves, XAxis,
+};
+use crate::output::summary::aggregate::{CurveFigure, FigureIndex, Summary};
 use crate::output::summary::error::SummaryError;
-use crate::output::summary::read::{RunCurves, Series, read_curves, read_weights};
+use crate::output::summary::read::{Point, RunCurves, Series, read_curves, read_weights};
 
 /// At most this many weight montages are drawn per sweep. Each setting's first-seed run
 /// is always drawn (the report shows it); other runs are drawn in plan order until the
@@ -49,6 +54,7 @@ pub(crate) fn write_figures(dir: &Path, summary: &Summary) -> Result<FigureIndex
 
     let mut index = FigureIndex::default();
     let mut curve_jobs = Vec::new();
+    let mut overlay_runs = Vec::new();
     for s in &summary.settings {
         let runs: Vec<&RunCurves> = s
             .ok_run_ids
@@ -58,42 +64,58 @@ pub(crate) fn write_figures(dir: &Path, summary: &Summary) -> Result<FigureIndex
         if runs.is_empty() {
             continue;
         }
-        let band = |series: Series| {
-            let per_run: Vec<&[(u32, f64)]> =
-                runs.iter().map(|r| r[series as usize].as_slice()).collect();
-            Band::from_runs(&per_run)
+        let x_axis = if runs.iter().any(|r| r.records_by_update()) {
+            XAxis::Update
+        } else {
+            XAxis::Epoch
+        };
+        let band = |series: Series| band_of(&runs, x_axis, |r| &r.series[series as usize]);
+        let learning_rate = runs
+            .iter()
+            .any(|r| r.learning_rate_moves())
+            .then(|| band_of(&runs, x_axis, |r| &r.learning_rate));
+        let c = SettingCurves {
+            title: s.setting_id.clone(),
+            n_runs: runs.len(),
+            x_axis,
+            loss_name: loss_name(&s.params).to_string(),
+            loss: [band(Series::TrainLoss), band(Series::ValLoss)],
+            cost: [band(Series::TrainCost), band(Series::ValCost)],
+            accuracy: [band(Series::TrainAccuracy), band(Series::ValAccuracy)],
+            learning_rate,
         };
         let rel = contract::curves_png(&s.setting_id);
-        curve_jobs.push((
-            rel.clone(),
-            SettingCurves {
-                title: s.setting_id.clone(),
-                n_runs: runs.len(),
-                loss: [band(Series::TrainLoss), band(Series::ValLoss)],
-                cost: [band(Series::TrainCost), band(Series::ValCost)],
-                accuracy: [band(Series::TrainAccuracy), band(Series::ValAccuracy)],
+        index.curves.insert(
+            s.setting_id.clone(),
+            CurveFigure {
+                rel: rel.clone(),
+                size: c.size(),
+                x_axis: x_axis.label(),
             },
-        ));
-        index.curves.insert(s.setting_id.clone(), rel);
+        );
+        curve_jobs.push((rel, c));
+        overlay_runs.push((s, runs));
     }
 
-    if !curve_jobs.is_empty() {
-        let lines: Vec<OverlayLine> = summary
-            .settings
+    if !overlay_runs.is_empty() {
+        // One x axis for every line: update steps as soon as one setting is shown so.
+        let x_axis = curve_jobs
             .iter()
-            .filter_map(|s| {
-                let (_, c) = curve_jobs.iter().find(|(_, c)| c.title == s.setting_id)?;
-                Some(OverlayLine {
-                    label: match s.rank {
-                        Some(r) => format!("#{r} {}", s.setting_id),
-                        None => s.setting_id.clone(),
-                    },
-                    band: c.accuracy[1].clone(),
-                })
+            .map(|(_, c)| c.x_axis)
+            .max_by_key(|x| *x == XAxis::Update)
+            .unwrap_or_default();
+        let lines: Vec<OverlayLine> = overlay_runs
+            .iter()
+            .map(|(s, runs)| OverlayLine {
+                label: match s.rank {
+                    Some(r) => format!("#{r} {}", s.setting_id),
+                    None => s.setting_id.clone(),
+                },
+                band: band_of(runs, x_axis, |r| &r.series[Series::ValAccuracy as usize]),
             })
             .collect();
         let rel = contract::overlay_png();
-        figures::draw_val_accuracy_overlay(&dir.join(&rel), &summary.name, &lines)?;
+        figures::draw_val_accuracy_overlay(&dir.join(&rel), &summary.name, x_axis, &lines)?;
         index.overlay = Some(rel);
     }
 
@@ -121,16 +143,17 @@ pub(crate) fn write_figures(dir: &Path, summary: &Summary) -> Result<FigureIndex
     let drawn = montage_runs
         .par_iter()
         .map(|id| {
-            let w_path = dir.join(RUNS_DIR).join(id).join(W_NPY);
-            if !w_path.is_file() {
+            let run_dir = dir.join(RUNS_DIR).join(id);
+            let Some(first) = FirstLayer::of(&run_dir) else {
                 return Ok(None);
-            }
-            let w = read_weights(&w_path)?;
-            if let Some(why) = not_images(&w) {
+            };
+            let w = read_weights(&run_dir.join(first.file()))?;
+            if let Some(why) = not_images(first, &w) {
                 return Ok(Some((id.to_string(), Err(why))));
             }
             let rel = contract::weights_png(id);
-            figures::draw_weight_montage(&dir.join(&rel), id, &w, &class_names(w.nrows()))?;
+            let (heading, names) = first.labels(id, w.nrows());
+            figures::draw_weight_montage(&dir.join(&rel), &heading, &w, &names)?;
             Ok(Some((id.to_string(), Ok(rel))))
         })
         .collect::<Result<Vec<_>, SummaryError>>()?;
@@ -144,29 +167,106 @@ pub(crate) fn write_figures(dir: &Path, summary: &Summary) -> Result<FigureIndex
     Ok(index)
 }
 
+/// The min..max band over `runs` of the points `pick` selects, against `x_axis`. Points
+/// without an update count (folders older than the column) fall back to epochs.
+fn band_of<'a>(
+    runs: &[&'a RunCurves],
+    x_axis: XAxis,
+    pick: impl Fn(&'a RunCurves) -> &'a Vec<Point>,
+) -> Band {
+    let per_run: Vec<Vec<(u32, f64)>> = runs
+        .iter()
+        .map(|r| {
+            pick(r)
+                .iter()
+                .map(|p| match (x_axis, p.update) {
+                    (XAxis::Update, Some(u)) => (u, p.value),
+                    _ => (p.epoch, p.value),
+                })
+                .collect()
+        })
+        .collect();
+    let slices: Vec<&[(u32, f64)]> = per_run.iter().map(Vec::as_slice).collect();
+    Band::from_runs(&slices)
+}
+
+/// The setting's loss function, for the loss panel's caption; folders written before
+/// the `loss` key existed trained with cross-entropy.
+fn loss_name(params: &[String]) -> &str {
+    SETTING_COLUMNS
+        .iter()
+        .position(|c| *c == LOSS_KEY)
+        .and_then(|i| params.get(i))
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .unwrap_or("cross-entropy")
+}
+
+/// The weight matrix a run's montage shows: the one-layer classifier's W (a row per
+/// class) or a network's W1 (a row per first-layer unit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstLayer {
+    Classes,
+    Units,
+}
+
+impl FirstLayer {
+    /// Which of the two the run folder holds, if either.
+    fn of(run_dir: &Path) -> Option<FirstLayer> {
+        [FirstLayer::Classes, FirstLayer::Units]
+            .into_iter()
+            .find(|f| run_dir.join(f.file()).is_file())
+    }
+
+    fn file(self) -> String {
+        match self {
+            FirstLayer::Classes => W_NPY.to_string(),
+            FirstLayer::Units => contract::array_file("W1"),
+        }
+    }
+
+    fn matrix(self) -> &'static str {
+        match self {
+            FirstLayer::Classes => "W",
+            FirstLayer::Units => "W1",
+        }
+    }
+
+    /// The montage's heading and tile labels: CIFAR-10's class names for W's 10
+    /// classes, else `class 0`, `class 1`, ... (nothing says what the classes of other
+    /// data are); `unit 0`, `unit 1`, ... for W1.
+    fn labels(self, run_id: &str, rows: usize) -> (String, Vec<String>) {
+        match self {
+            FirstLayer::Classes if rows == CIFAR10_CLASSES.len() => (
+                format!("Rows of W as images: {run_id}"),
+                CIFAR10_CLASSES.iter().map(|c| c.to_string()).collect(),
+            ),
+            FirstLayer::Classes => (
+                format!("Rows of W as images: {run_id}"),
+                (0..rows).map(|i| format!("class {i}")).collect(),
+            ),
+            FirstLayer::Units => (
+                format!("First-layer units (rows of W1) as images: {run_id}"),
+                (0..rows).map(|i| format!("unit {i}")).collect(),
+            ),
+        }
+    }
+}
+
 /// Why the rows of `w` cannot be shown as images, if they cannot: a montage shows each
-/// class's row as a 32x32 RGB image, so a row must have 3 x 32 x 32 values.
-fn not_images(w: &Array2<f64>) -> Option<String> {
+/// row as a 32x32 RGB image, so a row must have 3 x 32 x 32 values.
+fn not_images(first: FirstLayer, w: &Array2<f64>) -> Option<String> {
     let (k, d) = w.dim();
+    let m = first.matrix();
     if k == 0 {
-        Some(format!("its W is {k} × {d}, with no class rows"))
+        Some(format!("its {m} is {k} × {d}, with no rows"))
     } else if d != IMAGE_LEN {
         Some(format!(
-            "its W is {k} × {d}, and a row of {d} values is not an image \
+            "its {m} is {k} × {d}, and a row of {d} values is not an image \
              (a montage shows each row as a 32×32 RGB image, which takes 3 × 32 × 32 = {IMAGE_LEN})"
         ))
     } else {
         None
-    }
-}
-
-/// The montage's tile labels: CIFAR-10's class names for its 10 classes, else
-/// `class 0`, `class 1`, ... (nothing says what the classes of other data are).
-fn class_names(k: usize) -> Vec<String> {
-    if k == CIFAR10_CLASSES.len() {
-        CIFAR10_CLASSES.iter().map(|c| c.to_string()).collect()
-    } else {
-        (0..k).map(|i| format!("class {i}")).collect()
     }
 }
 
@@ -181,7 +281,7 @@ fn remove_stale_figures(fig_dir: &Path, index: &FigureIndex) -> Result<(), Summa
     let current: HashSet<String> = index
         .overlay
         .iter()
-        .chain(index.curves.values())
+        .chain(index.curves.values().map(|c| &c.rel))
         .chain(index.montages.values())
         .filter_map(|rel| Path::new(rel).file_name())
         .map(|n| n.to_string_lossy().into_owned())
@@ -208,16 +308,40 @@ mod tests {
 
     #[test]
     fn only_rows_of_3072_values_are_images() {
-        assert_eq!(not_images(&Array2::zeros((10, IMAGE_LEN))), None);
-        assert_eq!(not_images(&Array2::zeros((3, IMAGE_LEN))), None);
-        let why = not_images(&Array2::zeros((10, 32))).unwrap();
-        assert!(why.contains("10 × 32") && why.contains("3072"), "{why}");
-        assert!(not_images(&Array2::zeros((0, IMAGE_LEN))).is_some());
+        let c = FirstLayer::Classes;
+        assert_eq!(not_images(c, &Array2::zeros((10, IMAGE_LEN))), None);
+        assert_eq!(not_images(c, &Array2::zeros((3, IMAGE_LEN))), None);
+        let why = not_images(c, &Array2::zeros((10, 32))).unwrap();
+        assert!(
+            why.contains("W is 10 × 32") && why.contains("3072"),
+            "{why}"
+        );
+        assert!(not_images(c, &Array2::zeros((0, IMAGE_LEN))).is_some());
+        let why = not_images(FirstLayer::Units, &Array2::zeros((50, 32))).unwrap();
+        assert!(why.contains("W1 is 50 × 32"), "{why}");
     }
 
     #[test]
-    fn class_names_are_cifar_only_for_ten_classes() {
-        assert_eq!(class_names(10)[0], "airplane");
-        assert_eq!(class_names(3), ["class 0", "class 1", "class 2"]);
+    fn tiles_are_cifar_classes_only_for_ten_classes_and_units_for_w1() {
+        assert_eq!(FirstLayer::Classes.labels("r", 10).1[0], "airplane");
+        assert_eq!(
+            FirstLayer::Classes.labels("r", 3).1,
+            ["class 0", "class 1", "class 2"]
+        );
+        let (heading, names) = FirstLayer::Units.labels("r", 50);
+        assert!(
+            heading.contains("W1") && heading.ends_with(": r"),
+            "{heading}"
+        );
+        assert_eq!((names.len(), names[49].as_str()), (50, "unit 49"));
+    }
+
+    #[test]
+    fn loss_name_reads_the_loss_column_and_defaults_to_cross_entropy() {
+        let mut params = vec![String::new(); SETTING_COLUMNS.len()];
+        assert_eq!(loss_name(&params), "cross-entropy");
+        let i = SETTING_COLUMNS.iter().position(|c| *c == LOSS_KEY).unwrap();
+        params[i] = "hinge".into();
+        assert_eq!(loss_name(&params), "hinge");
     }
 }

@@ -116,7 +116,7 @@ pub fn read_gradcheck(path: &Path) -> Result<Vec<GradcheckRow>, ReadError> {
     Ok(rows)
 }
 
-/// The per-epoch series of `metrics.csv` that the curve figures show.
+/// The recorded series of `metrics.csv` that the curve figures show.
 #[derive(Debug, Clone, Copy)]
 pub enum Series {
     TrainLoss,
@@ -127,19 +127,57 @@ pub enum Series {
     ValAccuracy,
 }
 
-/// One run's per-epoch values, indexed by `Series as usize`.
-pub type RunCurves = [Vec<(u32, f64)>; 6];
+/// Where a value was recorded: whole epochs trained, and the update count when the
+/// file has an `update` column (folders written before it was added have none).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub epoch: u32,
+    pub update: Option<u32>,
+    pub value: f64,
+}
 
-/// Reads the per-epoch series of the runs in `wanted` from the sweep's `metrics.csv`.
+/// One run's recorded values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunCurves {
+    /// Indexed by `Series as usize`, in file order.
+    pub series: [Vec<Point>; 6],
+    /// The learning rate at each train record, when the file has that column.
+    pub learning_rate: Vec<Point>,
+}
+
+impl RunCurves {
+    /// Whether the run is better shown against update steps than epochs: it records more
+    /// than once in some epoch (`eval_every`, or a cyclic run ending mid-epoch), or its
+    /// learning rate moves between records (a cyclical rate, the lab plots by update).
+    pub fn records_by_update(&self) -> bool {
+        let train = &self.series[Series::TrainLoss as usize];
+        if train.iter().any(|p| p.update.is_none()) {
+            return false;
+        }
+        let repeats = train.windows(2).any(|w| w[0].epoch == w[1].epoch);
+        repeats || self.learning_rate_moves()
+    }
+
+    /// Whether the recorded learning rate takes more than one value.
+    pub fn learning_rate_moves(&self) -> bool {
+        let lr = &self.learning_rate;
+        lr.iter()
+            .any(|p| p.value.to_bits() != lr[0].value.to_bits())
+    }
+}
+
+/// Reads the recorded series of the runs in `wanted` from the sweep's `metrics.csv`.
 pub fn read_curves(
     path: &Path,
     wanted: &HashSet<&str>,
 ) -> Result<HashMap<String, RunCurves>, ReadError> {
     let (mut reader, cols) = open_csv(path)?;
     let id_c = cols.index(RUN_ID)?;
-    let [epoch_c, _, _, split_c, loss_c, cost_c, acc_c] = EPOCH_COLUMNS.map(|c| cols.index(c));
+    let [epoch_n, update_n, lr_n, split_n, loss_n, cost_n, acc_n] = EPOCH_COLUMNS;
+    let [epoch_c, split_c, loss_c, cost_c, acc_c] =
+        [epoch_n, split_n, loss_n, cost_n, acc_n].map(|c| cols.index(c));
     let [epoch_c, split_c, loss_c, cost_c, acc_c] = [epoch_c?, split_c?, loss_c?, cost_c?, acc_c?];
-    let [epoch_n, _, _, split_n, loss_n, cost_n, acc_n] = EPOCH_COLUMNS;
+    let (update_c, lr_c) = (cols.index(update_n).ok(), cols.index(lr_n).ok());
     let mut out: HashMap<String, RunCurves> = HashMap::new();
     let mut record = csv::StringRecord::new();
     loop {
@@ -159,6 +197,14 @@ pub fn read_curves(
         }
         let line = record.position().map_or(0, |p| p.line());
         let epoch: u32 = parse(path, line, epoch_n, &record[epoch_c], "an integer epoch")?;
+        let update: Option<u32> = update_c
+            .map(|c| parse(path, line, update_n, &record[c], "an integer update count"))
+            .transpose()?;
+        let at = |value| Point {
+            epoch,
+            update,
+            value,
+        };
         let split = &record[split_c];
         let (loss_s, cost_s, acc_s) = if split == EPOCH_SPLITS[0] {
             (Series::TrainLoss, Series::TrainCost, Series::TrainAccuracy)
@@ -174,7 +220,11 @@ pub fn read_curves(
             (acc_s, acc_c, acc_n),
         ] {
             let v = parse_opt_f64(path, line, name, &record[col])?;
-            entry[series as usize].push((epoch, v));
+            entry.series[series as usize].push(at(v));
+        }
+        if let (Some(c), Series::TrainLoss) = (lr_c, loss_s) {
+            let v = parse_opt_f64(path, line, lr_n, &record[c])?;
+            entry.learning_rate.push(at(v));
         }
     }
     Ok(out)
@@ -250,6 +300,31 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    fn curves(points: &[(u32, Option<u32>, f64)]) -> RunCurves {
+        let at = |&(epoch, update, value): &(u32, Option<u32>, f64)| Point {
+            epoch,
+            update,
+            value,
+        };
+        let mut c = RunCurves::default();
+        c.series[Series::TrainLoss as usize] =
+            points.iter().map(|p| at(&(p.0, p.1, 1.0))).collect();
+        c.learning_rate = points.iter().map(at).collect();
+        c
+    }
+
+    #[test]
+    fn runs_record_by_update_when_an_epoch_repeats_or_the_rate_moves() {
+        let per_epoch = curves(&[(0, Some(0), 0.1), (1, Some(10), 0.1), (2, Some(20), 0.1)]);
+        assert!(!per_epoch.records_by_update() && !per_epoch.learning_rate_moves());
+        let every_5 = curves(&[(0, Some(0), 0.1), (0, Some(5), 0.1), (1, Some(10), 0.1)]);
+        assert!(every_5.records_by_update());
+        let cyclic = curves(&[(0, Some(0), 1e-5), (1, Some(10), 0.05), (2, Some(20), 1e-5)]);
+        assert!(cyclic.records_by_update() && cyclic.learning_rate_moves());
+        let old_folder = curves(&[(0, None, 0.1), (0, None, 0.1)]);
+        assert!(!old_folder.records_by_update(), "no update column: epochs");
     }
 
     #[test]

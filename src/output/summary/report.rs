@@ -291,13 +291,16 @@ fn write_details(h: &mut String, summary: &Summary) {
             pm(s.stat(Metric::TestAccuracy), 100.0, 2),
         );
         match summary.figures.curves.get(&s.setting_id) {
-            Some(rel) => {
+            Some(fig) => {
                 let _ = writeln!(
                     h,
-                    "<figure><img src=\"{}\" alt=\"loss, cost and accuracy curves of {}\" width=\"1500\" height=\"480\" loading=\"lazy\">\
-                     <figcaption>Train (blue) and validation (orange) per epoch; line: mean over seeds, band: min..max.</figcaption></figure>",
-                    url_path(rel),
-                    escape(&s.setting_id)
+                    "<figure><img src=\"{}\" alt=\"loss, cost and accuracy curves of {}\" width=\"{}\" height=\"{}\" loading=\"lazy\">\
+                     <figcaption>Train (blue) and validation (orange) per {}; line: mean over seeds, band: min..max.</figcaption></figure>",
+                    url_path(&fig.rel),
+                    escape(&s.setting_id),
+                    fig.size.0,
+                    fig.size.1,
+                    fig.x_axis
                 );
             }
             None => h.push_str("<p class=\"note\">No curves: no run of this setting finished ok with per-epoch metrics.</p>\n"),
@@ -307,9 +310,9 @@ fn write_details(h: &mut String, summary: &Summary) {
             Some((id, rel)) => {
                 let _ = writeln!(
                     h,
-                    "<figure><img src=\"{}\" alt=\"rows of W as images for run {}\" loading=\"lazy\">\
-                     <figcaption>Weights of run <code>{}</code>: each class's row of W as a 32×32 RGB image, \
-                     scaled to [0, 1] per class.</figcaption></figure>",
+                    "<figure><img src=\"{}\" alt=\"first-layer weights as images for run {}\" loading=\"lazy\">\
+                     <figcaption>First-layer weights of run <code>{}</code>: each row (a class of W, or a hidden unit of W1) \
+                     as a 32×32 RGB image, scaled to [0, 1] per row.</figcaption></figure>",
                     url_path(rel),
                     escape(id),
                     escape(id)
@@ -325,7 +328,7 @@ fn write_details(h: &mut String, summary: &Summary) {
                         escape(why)
                     );
                 }
-                None => h.push_str("<p class=\"note\">No weight montage: no run of this setting finished ok with a W.npy.</p>\n"),
+                None => h.push_str("<p class=\"note\">No weight montage: no run of this setting finished ok with a W.npy or W1.npy.</p>\n"),
             },
         }
         let others: Vec<String> = s

@@ -177,6 +177,7 @@ fn summarizes_a_synthetic_sweep_folder_end_to_end() {
         .figures
         .curves
         .values()
+        .map(|c| &c.rel)
         .chain(summary.figures.montages.values())
     {
         assert!(
