@@ -346,13 +346,6 @@ pub fn run(spec: &CheckSpec, data: &Dataset) -> Result<Vec<CheckRow>, CheckError
                 for &method in &spec.methods {
                     let (num, w_sec, b_sec) =
                         numerical_gradients(&params, &xt, lambda, method, spec.step, &scores);
-                    eprintln!(
-                        "DBG a {:?} n {:?} p {:?} x {:?}",
-                        analytic.b.to_vec(),
-                        num.b.to_vec(),
-                        params.b.to_vec(),
-                        x.sum()
-                    );
                     for (param, a, g, seconds) in [
                         ("W", analytic.w.as_slice(), num.w.as_slice(), w_sec),
                         ("b", analytic.b.as_slice(), num.b.as_slice(), b_sec),
