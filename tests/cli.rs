@@ -19,7 +19,7 @@ use common::{
 };
 
 /// Parameter columns of `plan.csv`, in contract order.
-const PARAMS: [&str; 21] = [
+const PARAMS: [&str; 24] = [
     "lambda",
     "eta",
     "batch_size",
@@ -41,11 +41,14 @@ const PARAMS: [&str; 21] = [
     "eval_every",
     "augment",
     "dropout",
+    "batch_norm",
+    "bn_momentum",
+    "bn_eps",
 ];
 
 /// The cells of the one-layer lab's runs for the axes after `init_std`: the defaults, and
 /// empty where an axis does not apply (no cyclic or step schedule, no hidden layer).
-const LAB1_REST: [&str; 13] = [
+const LAB1_REST: [&str; 16] = [
     "[]",
     "normal",
     "cross-entropy",
@@ -58,6 +61,9 @@ const LAB1_REST: [&str; 13] = [
     "",
     "0",
     "none",
+    "",
+    "",
+    "",
     "",
 ];
 
@@ -1015,6 +1021,36 @@ fn cases(data: &Path) -> Vec<Case> {
             "unknown augmentation",
             train_val("augment = §\"rotate\""),
             &["`train.augment` must be one of \"none\" or \"flip\""],
+        ),
+        case(
+            "batch norm momentum of 1",
+            train_val("hidden = [50]\nbatch_norm = true\nbn_momentum = §1.0"),
+            &["`train.bn_momentum` must be a number >= 0 and < 1, found 1"],
+        ),
+        case(
+            "negative batch norm eps",
+            train_val("hidden = [50]\nbatch_norm = true\nbn_eps = §-1e-5"),
+            &["`train.bn_eps` must be a number > 0 and < 1, found -0.00001"],
+        ),
+        case(
+            "batch norm with batches of 1",
+            train_val("hidden = [50]\nbatch_size = 1\nbatch_norm = §true"),
+            &["`train.batch_norm` needs mini-batches of at least 2 examples"],
+        ),
+        case(
+            "batch norm without hidden layers",
+            train_val("batch_norm = §true"),
+            &["`train.batch_norm` applies only to networks with hidden layers"],
+        ),
+        case(
+            "batch norm momentum without batch norm",
+            train_val("hidden = [50]\nbn_momentum = §0.5"),
+            &["`train.bn_momentum` applies only to batch_norm = true"],
+        ),
+        case(
+            "batch norm of the wrong type",
+            train_val("hidden = [50]\nbatch_norm = §\"yes\""),
+            &["`train.batch_norm` must be true or false, found the string \"yes\""],
         ),
         case(
             "flip on data that is not images",

@@ -314,6 +314,7 @@ cycles = 1
 eval_every = 20
 seed = 1
 precision = ["f32", "f64"]
+batch_norm = [false, true]
 """
 
 
@@ -345,6 +346,10 @@ def rebuild(run: pathlib.Path):
         for layer in model["layers"]:
             w = arrays[layer["weights"]].astype(np.float64)
             h = w @ h + arrays[layer["bias"]].astype(np.float64)[:, None]
+            if "batch_norm" in layer:
+                bn = layer["batch_norm"]
+                g, b, m, v = (arrays[bn[k]].astype(np.float64)[:, None] for k in ["gamma", "beta", "mean", "var"])
+                h = g * (h - m) / np.sqrt(v + bn["eps"]) + b
             if layer["activation"] == "relu":
                 h = np.maximum(h, 0.0)
         return h.T
@@ -355,12 +360,14 @@ def rebuild(run: pathlib.Path):
 
 def test_saved_networks_rebuild_in_numpy_and_give_the_recorded_metrics(net_dir, data):
     results = pd.read_csv(net_dir / "results.csv").set_index("run_id")
-    assert len(results) == 8
+    assert len(results) == 16
     for run_id, row in results.iterrows():
         assert row["status"] == "ok", run_id
         model, scores, weights = rebuild(net_dir / "runs" / run_id)
         assert model["loss"] == row["loss"]
         assert len(model["layers"]) == len(json.loads(row["hidden"])) + 1
+        normalised = [layer for layer in model["layers"] if "batch_norm" in layer]
+        assert len(normalised) == (len(model["layers"]) - 1 if row["batch_norm"] else 0), run_id
         penalty = row["lambda"] * sum(float(np.sum(w.astype(np.float64) ** 2)) for w in weights)
         f64 = row["precision"] == "f64"
         for split in ["train", "val", "test"]:

@@ -107,22 +107,50 @@ fn model_json<T: Real>(arrays: &[NamedArray<T>], params: &crate::plan::RunParams
             })
         })
         .collect();
-    let count = arrays.len() / 2;
-    let layers: Vec<serde_json::Value> = arrays
-        .chunks(2)
+    // Layer i has W{i} and b{i} (W and b for the one-layer model), and, when it is a
+    // normalised hidden layer, gamma{i}, beta{i}, mean{i} and var{i}.
+    let has = |name: &str| arrays.iter().any(|a| a.name == name);
+    let weights: Vec<&str> = arrays
+        .iter()
+        .map(|a| a.name.as_str())
+        .filter(|n| n.starts_with('W'))
+        .collect();
+    let count = weights.len();
+    let layers: Vec<serde_json::Value> = weights
+        .iter()
         .enumerate()
-        .map(|(i, pair)| {
-            serde_json::json!({
-                "weights": pair[0].name,
-                "bias": pair.get(1).map(|b| b.name.as_str()),
+        .map(|(i, w)| {
+            let suffix = &w[1..];
+            let bias = format!("b{suffix}");
+            let mut layer = serde_json::json!({
+                "weights": w,
+                "bias": has(&bias).then_some(bias),
                 "activation": if i + 1 < count { "relu" } else { "none" },
-            })
+            });
+            if has(&format!("gamma{suffix}")) {
+                layer["batch_norm"] = serde_json::json!({
+                    "gamma": format!("gamma{suffix}"),
+                    "beta": format!("beta{suffix}"),
+                    "mean": format!("mean{suffix}"),
+                    "var": format!("var{suffix}"),
+                    "eps": params.bn_eps,
+                });
+            }
+            layer
         })
         .collect();
+    let forward = if params.batch_norm && !params.hidden.is_empty() {
+        "h = x (standardised, one column per example); for each layer: z = W @ h + b[:, None]; \
+         where the layer has batch_norm: z = gamma[:, None] * (z - mean[:, None]) / \
+         sqrt(var[:, None] + eps) + beta[:, None] (the running averages); h = activation(z); \
+         scores = h"
+    } else {
+        "h = x (standardised, one column per example); for each layer: h = activation(W @ h + b[:, None]); scores = h"
+    };
     let model = serde_json::json!({
         "arrays": list,
         "layers": layers,
-        "forward": "h = x (standardised, one column per example); for each layer: h = activation(W @ h + b[:, None]); scores = h",
+        "forward": forward,
         "loss": params.loss.as_str(),
         "dropout_in_training": params.dropout,
     });

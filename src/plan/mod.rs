@@ -85,6 +85,17 @@ pub struct TrainConfig {
     pub dropout: f64,
     /// Updates between recorded metrics; 0: every epoch.
     pub eval_every: usize,
+    /// Batch normalisation of the hidden layers, if any.
+    pub norm: Option<Norm>,
+}
+
+/// Batch normalisation's constants.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Norm {
+    /// `avg = momentum * avg + (1 - momentum) * batch_stat` after each update.
+    pub momentum: f64,
+    /// Added to the variance before its square root.
+    pub eps: f64,
 }
 
 impl TrainConfig {
@@ -108,6 +119,7 @@ impl TrainConfig {
             augment: Augment::None,
             dropout: 0.0,
             eval_every: 0,
+            norm: None,
         }
     }
 }
@@ -156,6 +168,12 @@ pub struct RunParams {
     pub augment: Augment,
     #[serde(default)]
     pub dropout: f64,
+    #[serde(default)]
+    pub batch_norm: bool,
+    #[serde(default)]
+    pub bn_momentum: f64,
+    #[serde(default)]
+    pub bn_eps: f64,
 }
 
 // Defaults of the fields that runs recorded before they existed lack (their runs are
@@ -245,6 +263,9 @@ impl Default for RunParams {
             eval_every: 0,
             augment: Augment::None,
             dropout: 0.0,
+            batch_norm: false,
+            bn_momentum: 0.0,
+            bn_eps: 0.0,
         };
         for axis in &AXES {
             p.set(axis.name, axis.default);
@@ -278,6 +299,9 @@ impl RunParams {
             AxisName::EvalEvery => AxisValue::Int(self.eval_every as u64),
             AxisName::Augment => AxisValue::Augment(self.augment),
             AxisName::Dropout => AxisValue::Float(self.dropout),
+            AxisName::BatchNorm => AxisValue::Bool(self.batch_norm),
+            AxisName::BnMomentum => AxisValue::Float(self.bn_momentum),
+            AxisName::BnEps => AxisValue::Float(self.bn_eps),
         }
     }
 
@@ -292,7 +316,8 @@ impl RunParams {
             AxisName::EtaMin | AxisName::EtaMax | AxisName::StepSize | AxisName::Cycles => cyclic,
             AxisName::Decay | AxisName::DecayEvery => self.schedule == ScheduleName::Step,
             AxisName::InitStd => self.init == Init::Normal,
-            AxisName::Dropout => !self.hidden.is_empty(),
+            AxisName::Dropout | AxisName::BatchNorm => !self.hidden.is_empty(),
+            AxisName::BnMomentum | AxisName::BnEps => self.batch_norm && !self.hidden.is_empty(),
             _ => true,
         }
     }
@@ -332,6 +357,9 @@ impl RunParams {
             (AxisName::EvalEvery, AxisValue::Int(x)) => self.eval_every = x as usize,
             (AxisName::Augment, AxisValue::Augment(x)) => self.augment = x,
             (AxisName::Dropout, AxisValue::Float(x)) => self.dropout = x,
+            (AxisName::BatchNorm, AxisValue::Bool(x)) => self.batch_norm = x,
+            (AxisName::BnMomentum, AxisValue::Float(x)) => self.bn_momentum = x,
+            (AxisName::BnEps, AxisValue::Float(x)) => self.bn_eps = x,
             (name, value) => unreachable!("invariant broken: spec gave {value:?} for {name:?}"),
         }
     }
@@ -384,6 +412,10 @@ impl RunParams {
             augment: self.augment,
             dropout: self.dropout,
             eval_every: self.eval_every,
+            norm: self.batch_norm.then_some(Norm {
+                momentum: self.bn_momentum,
+                eps: self.bn_eps,
+            }),
         }
     }
 
@@ -452,6 +484,15 @@ impl RunId {
                 IdPart::Always(label) => (Some(label), true),
                 IdPart::UnlessDefault(label) => (Some(label), value != axis.default),
                 IdPart::ValueUnlessDefault => (None, value != axis.default),
+                IdPart::Flag(label) => {
+                    if value == AxisValue::Bool(true) {
+                        if !id.is_empty() {
+                            id.push('_');
+                        }
+                        id.push_str(label);
+                    }
+                    continue;
+                }
             };
             if !shown {
                 continue;

@@ -246,6 +246,8 @@ pub(crate) enum IdPart {
     UnlessDefault(&'static str),
     /// Only when the value is not the default, as the bare value (`f64`).
     ValueUnlessDefault,
+    /// A switch: the bare label when it is on (`bn`), nothing when off.
+    Flag(&'static str),
 }
 
 /// One axis: everything the spec and the plan know about it.
@@ -361,7 +363,24 @@ axes! {
     /// Probability of dropping a hidden unit in training.
     Dropout = "dropout", default AxisValue::Float(0.0), id IdPart::UnlessDefault("dropout"),
         check |v| Ok(AxisValue::Float(float_in(v, "a number >= 0 and < 1", |x| (0.0..1.0).contains(&x))?));
+    /// Batch normalisation after each hidden layer's linear map, before its ReLU.
+    BatchNorm = "batch_norm", default AxisValue::Bool(false), id IdPart::Flag("bn"),
+        check |v| match v {
+            Value::Boolean(b) => Ok(AxisValue::Bool(*b)),
+            other => Err(format!("must be true or false, found {}", describe(other))),
+        };
+    /// Weight of the old running average when batch norm's statistics are updated.
+    BnMomentum = "bn_momentum", default AxisValue::Float(0.9), id IdPart::UnlessDefault("mom"),
+        check |v| Ok(AxisValue::Float(float_in(v, "a number >= 0 and < 1", |x| (0.0..1.0).contains(&x))?));
+    /// Added to the variance before its square root in batch norm.
+    BnEps = "bn_eps", default AxisValue::Float(BN_EPS), id IdPart::UnlessDefault("eps"),
+        check |v| Ok(AxisValue::Float(float_in(v, "a number > 0 and < 1", |x| x > 0.0 && x < 1.0)?));
 }
+
+/// The default `bn_eps`, PyTorch's and Keras's order: small beside the variance of a
+/// unit's pre-activations at any sensible init, large enough that a dead unit (variance
+/// 0) normalises to 0 rather than dividing by zero.
+pub const BN_EPS: f64 = 1e-5;
 
 impl AxisName {
     /// Every axis, in [`AXES`] order.

@@ -296,6 +296,8 @@ fn combinations(
         .any(|v| matches!(v, AxisValue::Hidden(w) if !w.is_empty()));
     let with_normal = values(AxisName::Init).contains(&AxisValue::Init(Init::Normal));
     let not_cyclic = schedules.iter().any(|&s| s != ScheduleName::Cyclic);
+    let with_norm = values(AxisName::BatchNorm).contains(&AxisValue::Bool(true));
+    let batch_of_one = values(AxisName::BatchSize).contains(&AxisValue::Int(1));
     for (name, span, key) in given {
         let refusal = match name {
             AxisName::Eta if !not_cyclic => Some(
@@ -318,6 +320,17 @@ fn combinations(
                 "applies only to networks with hidden layers; remove it or set hidden, \
                  e.g. hidden = [50]",
             ),
+            AxisName::BatchNorm if !with_hidden => Some(
+                "applies only to networks with hidden layers; remove it or set hidden, \
+                 e.g. hidden = [50, 50]",
+            ),
+            AxisName::BatchNorm if with_norm && batch_of_one => Some(
+                "needs mini-batches of at least 2 examples (a batch of 1 has no variance \
+                 to normalise by); raise batch_size or remove batch_norm",
+            ),
+            AxisName::BnMomentum | AxisName::BnEps if !(with_norm && with_hidden) => {
+                Some("applies only to batch_norm = true; remove it or set batch_norm = true")
+            }
             AxisName::InitStd if !with_normal => Some(
                 "applies only to init = \"normal\" (xavier and he scale by the fan-in); \
                  remove it",

@@ -24,6 +24,7 @@ pub(crate) mod netcheck;
 pub mod network;
 #[cfg(test)]
 mod network_tests;
+pub mod norm;
 pub(crate) mod real;
 pub mod schedule;
 #[cfg(test)]

@@ -23,6 +23,7 @@ use super::eval::{
 };
 use super::linear::{Mirrored, Source, fan_in_scale};
 use super::model::{Scores, Snapshot, Trainer};
+use super::norm::{BatchNorm, BnLayer, RunNorm, norm_array_names};
 use super::{CrossEntropy, Fitted, Loss, NamedArray, Outcome, Real, SplitMetrics};
 use crate::data::{Dataset, Split};
 use crate::kernel::{Chain, Packed, Pages, padded_zeros, par_acc_nn_rows, par_dot_nt_rows};
@@ -77,6 +78,27 @@ pub fn layer_arrays<T: Real>(layers: Vec<Layer<T>>) -> Vec<NamedArray<T>> {
         .collect()
 }
 
+/// A network's arrays as saved: [`layer_arrays`], with each normalised hidden layer's
+/// `gamma{l}`, `beta{l}`, `mean{l}`, `var{l}` after its `b{l}`.
+pub fn network_arrays<T: Real>(
+    layers: Vec<Layer<T>>,
+    norm: Option<&[BnLayer<T>]>,
+) -> Vec<NamedArray<T>> {
+    let mut arrays = layer_arrays(layers);
+    for (l, bn) in norm.unwrap_or_default().iter().enumerate().rev() {
+        let names = norm_array_names(l + 1);
+        let values = [&bn.gamma, &bn.beta, &bn.mean, &bn.var];
+        arrays.splice(
+            2 * l + 2..2 * l + 2,
+            names
+                .iter()
+                .zip(values)
+                .map(|(name, v)| NamedArray::new(name, v.clone().into_dyn())),
+        );
+    }
+    arrays
+}
+
 /// `out = W a` (W is out x in, `a` in x n, `out` out x n): each element the sum over
 /// the inputs in ascending order, whatever n.
 fn forward<T: Real>(w: ArrayView2<T>, a: ArrayView2<T>, mut out: ArrayViewMut2<T>) {
@@ -103,11 +125,16 @@ fn backward<T: Real>(w: ArrayView2<T>, g: ArrayView2<T>, mut out: ArrayViewMut2<
     }
 }
 
-/// `h = ReLU(z + b)`, times `1 / (1 - p)` where `keep` keeps the unit and 0 where it
-/// drops it (`keep` is unit-major, as `z`).
-fn activate<T: Real>(mut z: ArrayViewMut2<T>, b: ArrayView1<T>, keep: Option<(&[bool], T)>) {
+/// `h = ReLU(z + b)` (`z` alone without `b`), times `1 / (1 - p)` where `keep` keeps the
+/// unit and 0 where it drops it (`keep` is unit-major, as `z`).
+fn activate<T: Real>(
+    mut z: ArrayViewMut2<T>,
+    b: Option<ArrayView1<T>>,
+    keep: Option<(&[bool], T)>,
+) {
     let n = z.ncols();
-    for (u, (mut row, &bu)) in z.rows_mut().into_iter().zip(b).enumerate() {
+    for (u, mut row) in z.rows_mut().into_iter().enumerate() {
+        let bu = b.map_or(T::zero(), |b| b[u]);
         match keep {
             None => row.iter_mut().for_each(|v| {
                 let x = *v + bu;
@@ -159,12 +186,14 @@ struct Head<T> {
     /// Gradients of the layers after the first, and of the first's biases.
     grads: Vec<Layer<T>>,
     db1: Array1<T>,
+    /// Each hidden layer's batch-norm buffers (none without batch norm).
+    bn: Vec<BatchNorm<T>>,
     col_max: Vec<T>,
     col_sum: Vec<T>,
 }
 
 impl<T: Real> Head<T> {
-    fn new(widths: &[usize], k: usize, batch: usize) -> Self {
+    fn new(widths: &[usize], k: usize, batch: usize, norm: bool) -> Self {
         let mut dims = widths.to_vec();
         dims.push(k);
         Head {
@@ -179,6 +208,11 @@ impl<T: Real> Head<T> {
                 })
                 .collect(),
             db1: Array1::zeros(widths[0]),
+            bn: if norm {
+                widths.iter().map(|&h| BatchNorm::new(h, batch)).collect()
+            } else {
+                Vec::new()
+            },
             col_max: vec![T::zero(); batch],
             col_sum: vec![T::zero(); batch],
         }
@@ -186,8 +220,9 @@ impl<T: Real> Head<T> {
 
     /// From one run's first-layer pre-activations `z1` (h_1 x n, bias not added) to the
     /// gradient of the summed loss with respect to them, written over `z1`; the other
-    /// layers' summed gradients are left in `grads` and `db1`. `keep` holds each hidden
-    /// layer's dropout draws (unit-major) with the scale 1 / (1 - p).
+    /// layers' summed gradients are left in `grads` and `db1` (and the batch-norm
+    /// buffers). `keep` holds each hidden layer's dropout draws (unit-major) with the
+    /// scale 1 / (1 - p); `norm` the run's batch-norm layers and eps.
     #[allow(clippy::too_many_arguments)]
     fn forward_backward<L: Loss>(
         &mut self,
@@ -195,25 +230,33 @@ impl<T: Real> Head<T> {
         b1: ArrayView1<T>,
         layers: &[Layer<T>],
         keep: Option<(&[Vec<bool>], T)>,
+        norm: Option<(&[BnLayer<T>], T)>,
         label: impl Fn(usize) -> usize,
     ) {
         let n = z1.ncols();
         let hidden = self.acts.len();
         let keep_of = |l: usize| keep.map(|(k, scale)| (k[l].as_slice(), scale));
-        {
-            let mut a = self.acts[0].slice_mut(s![.., ..n]);
-            a.assign(&z1);
-            activate(a, b1, keep_of(0));
-        }
-        for l in 1..hidden {
+        for l in 0..hidden {
             let (before, after) = self.acts.split_at_mut(l);
             let mut z = after[0].slice_mut(s![.., ..n]);
-            forward(
-                layers[l - 1].w.view(),
-                before[l - 1].slice(s![.., ..n]),
-                z.view_mut(),
-            );
-            activate(z, layers[l - 1].b.view(), keep_of(l));
+            let b = if l == 0 {
+                z.assign(&z1);
+                b1
+            } else {
+                forward(
+                    layers[l - 1].w.view(),
+                    before[l - 1].slice(s![.., ..n]),
+                    z.view_mut(),
+                );
+                layers[l - 1].b.view()
+            };
+            match norm {
+                Some((bn, eps)) => {
+                    self.bn[l].forward(z.view_mut(), b, &bn[l], eps);
+                    activate(z, None, keep_of(l));
+                }
+                None => activate(z, Some(b), keep_of(l)),
+            }
         }
         let last = &layers[hidden - 1];
         let mut g = self.scores.slice_mut(s![.., ..n]);
@@ -248,14 +291,19 @@ impl<T: Real> Head<T> {
                         .fold(T::zero(), |acc, (&gv, &av)| acc + gv * av);
                 }
             }
+            // A bias before batch norm cancels in z - mu: its gradient is exactly zero.
+            let normalised = norm.is_some() && l + 1 < hidden;
             for (db, grow) in grad.b.iter_mut().zip(out_grad.rows()) {
-                *db = grow.sum();
+                *db = if normalised { T::zero() } else { grow.sum() };
             }
             // The gradient for h_l, into `back` (or z1 for the first layer's outputs).
             let width = layers[l].w.ncols();
             let mut da = Array2::<T>::zeros((width, n));
             backward(layers[l].w.view(), out_grad, da.view_mut());
             deactivate(da.view_mut(), a, scale);
+            if let Some((bn, _)) = norm {
+                self.bn[l].backward(da.view_mut(), &bn[l]);
+            }
             if l == 0 {
                 z1.assign(&da);
             } else {
@@ -263,7 +311,7 @@ impl<T: Real> Head<T> {
             }
         }
         for (db, row) in self.db1.iter_mut().zip(z1.rows()) {
-            *db = row.sum();
+            *db = if norm.is_some() { T::zero() } else { row.sum() };
         }
     }
 }
@@ -284,6 +332,9 @@ pub struct NetTrainer<'d, T, L = CrossEntropy> {
     course: Course,
     mirrored: Option<Mirrored>,
     dropout: f64,
+    /// Every run's batch normalisation (none without it), with eps and momentum.
+    pub(super) norms: Vec<RunNorm<T>>,
+    bn_consts: Option<(T, T)>,
     dropper: rand_chacha::ChaCha20Rng,
     /// One hidden layer's dropout draws per entry (unit-major, h_l x batch).
     keep: Vec<Vec<bool>>,
@@ -319,6 +370,7 @@ impl<T: Real, L: Loss> NetTrainer<'_, T, L> {
         let keep = dropout.then_some((self.keep.as_slice(), scale));
         let label = |j: usize| usize::from(src.y[batch[j] as usize]);
         let b1 = self.b1.view();
+        let (norms, eps) = (&self.norms, self.bn_consts.map(|(eps, _)| eps));
         self.z1
             .slice_mut(s![.., ..nb])
             .axis_chunks_iter_mut(Axis(0), h1)
@@ -328,7 +380,8 @@ impl<T: Real, L: Loss> NetTrainer<'_, T, L> {
             .enumerate()
             .for_each(|(r, ((z1, head), layers))| {
                 let b1 = b1.slice(s![r * h1..(r + 1) * h1]);
-                head.forward_backward::<L>(z1, b1, layers, keep, label);
+                let norm = eps.map(|eps| (norms[r].layers.as_slice(), eps));
+                head.forward_backward::<L>(z1, b1, layers, keep, norm, label);
             });
         par_acc_nn_rows(
             self.z1.slice(s![.., ..nb]),
@@ -377,11 +430,21 @@ impl<'d, T: Real, L: Loss> Trainer<'d> for NetTrainer<'d, T, L> {
             mirrored: (cfg.augment == Augment::Flip).then(|| Mirrored::new(bs, d)),
             course,
             dropout: cfg.dropout,
+            norms: if cfg.norm.is_some() {
+                vec![RunNorm::new(&widths); runs]
+            } else {
+                Vec::new()
+            },
+            bn_consts: cfg
+                .norm
+                .map(|n| (T::from_f64(n.eps), T::from_f64(n.momentum))),
             dropper: rng::generator(cfg.seed, Stream::Dropout),
             keep: widths.iter().map(|&h| vec![true; h * bs]).collect(),
             z1: Array2::zeros((runs * h1, bs)),
             grad_w1: padded_zeros::<T>(runs * h1, d, Pages::Small),
-            heads: (0..runs).map(|_| Head::new(&widths, k, bs)).collect(),
+            heads: (0..runs)
+                .map(|_| Head::new(&widths, k, bs, cfg.norm.is_some()))
+                .collect(),
             widths,
             loss: PhantomData,
         }
@@ -471,7 +534,7 @@ impl<'d, T: Real, L: Loss> Trainer<'d> for NetTrainer<'d, T, L> {
 
     fn arrays(&self) -> Vec<Vec<NamedArray<T>>> {
         (0..self.runs())
-            .map(|r| layer_arrays(self.layers(r)))
+            .map(|r| network_arrays(self.layers(r), self.norms.get(r).map(|n| &n.layers[..])))
             .collect()
     }
 
@@ -506,7 +569,19 @@ impl<'d, T: Real, L: Loss> Trainer<'d> for NetTrainer<'d, T, L> {
                         b: grad.b.mapv(|v| v * inv_n),
                     });
                 }
-                layer_arrays(layers)
+                let mut arrays = layer_arrays(layers);
+                // gamma_l and beta_l after b_l (the running averages are not trained).
+                for (l, bn) in self.heads[r].bn.iter().enumerate().rev() {
+                    let [gamma, beta, _, _] = norm_array_names(l + 1);
+                    arrays.splice(
+                        2 * l + 2..2 * l + 2,
+                        [
+                            NamedArray::new(&gamma, bn.dgamma.mapv(|v| v * inv_n).into_dyn()),
+                            NamedArray::new(&beta, bn.dbeta.mapv(|v| v * inv_n).into_dyn()),
+                        ],
+                    );
+                }
+                arrays
             })
             .collect()
     }
@@ -567,6 +642,11 @@ impl<T: Real, L: Loss> NetTrainer<'_, T, L> {
                     *b = *b - lr * (g * inv_n);
                 });
             }
+            if let Some((_, momentum)) = self.bn_consts {
+                let norm = &mut self.norms[r];
+                norm.step(&head.bn, lr, inv_n);
+                norm.update_running(&head.bn, momentum);
+            }
         }
     }
 }
@@ -581,6 +661,8 @@ pub struct NetSnapshot<T, L = CrossEntropy> {
     b1: Array1<T>,
     /// Per run: its first layer's rows in `w1`, and its later layers.
     rest: Vec<Vec<Layer<T>>>,
+    /// Per run: its batch normalisation and eps, if it has one.
+    norms: Vec<Option<(RunNorm<T>, T)>>,
     h1: Vec<usize>,
     lambdas: Vec<f64>,
     /// Per run: sum of its weight matrices' squared norms.
@@ -643,17 +725,25 @@ impl<T: Real, L: Loss> NetSnapshot<T, L> {
                     *a = Array2::zeros((h, EVAL_CHUNK));
                 }
             }
+            let norm = self.norms[r].as_ref();
+            let hidden_out = |l: usize, mut z: ArrayViewMut2<T>, b: ArrayView1<T>| match norm {
+                Some((norm, eps)) => {
+                    norm.layers[l].apply_running(z.view_mut(), b, *eps);
+                    activate(z, None, None);
+                }
+                None => activate(z, Some(b), None),
+            };
             {
                 let mut a = sc.acts[0].slice_mut(s![.., ..nc]);
                 a.assign(&sc.z.slice(s![row0..row0 + h1, ..nc]));
-                activate(a, self.b1.slice(s![row0..row0 + h1]), None);
+                hidden_out(0, a, self.b1.slice(s![row0..row0 + h1]));
             }
             for (l, layer) in layers.iter().enumerate() {
                 let (before, after) = sc.acts.split_at_mut(l + 1);
                 let mut z = after[0].slice_mut(s![.., ..nc]);
                 forward(layer.w.view(), before[l].slice(s![.., ..nc]), z.view_mut());
                 if l + 1 < layers.len() {
-                    activate(z, layer.b.view(), None);
+                    hidden_out(l + 1, z, layer.b.view());
                 }
             }
             let scores = sc.acts.last().expect("the score block");
@@ -715,8 +805,8 @@ impl<'d, T: Real, L: Loss> Snapshot<'d, NetTrainer<'d, T, L>> for NetSnapshot<T,
         let d = groups.first().map_or(0, |g| g.w1.ncols());
         let mut w1 = padded_zeros::<T>(m, d, Pages::Small);
         let mut b1 = Array1::<T>::zeros(m);
-        let (mut rest, mut h1, mut lambdas, mut sq) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut rest, mut norms, mut h1, mut lambdas, mut sq) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut at = 0;
         for g in groups {
             let rows = at..at + g.w1.nrows();
@@ -731,6 +821,7 @@ impl<'d, T: Real, L: Loss> Snapshot<'d, NetTrainer<'d, T, L>> for NetSnapshot<T,
                     sq_norm(first) + g.rest[r].iter().map(|l| sq_norm(l.w.view())).sum::<f64>(),
                 );
                 rest.push(g.rest[r].clone());
+                norms.push(g.bn_consts.map(|(eps, _)| (g.norms[r].clone(), eps)));
             }
             lambdas.extend_from_slice(&g.members.lambdas);
         }
@@ -739,6 +830,7 @@ impl<'d, T: Real, L: Loss> Snapshot<'d, NetTrainer<'d, T, L>> for NetSnapshot<T,
             w1,
             b1,
             rest,
+            norms,
             h1,
             lambdas,
             sq,
@@ -797,6 +889,9 @@ impl<'d, T: Real, L: Loss> Snapshot<'d, NetTrainer<'d, T, L>> for NetSnapshot<T,
                         .assign(&self.w1.slice(s![snap.clone(), ..]));
                     g.b1.slice_mut(s![mine]).assign(&self.b1.slice(s![snap]));
                     g.rest[r] = self.rest[run0 + r].clone();
+                    if let Some((norm, _)) = &self.norms[run0 + r] {
+                        g.norms[r] = norm.clone();
+                    }
                 }
             }
             row0 += g.w1.nrows();

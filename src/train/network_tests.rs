@@ -208,3 +208,114 @@ fn flips_change_training_reproducibly_on_images() {
     };
     assert_ne!(arrays(&lin(Augment::Flip)), arrays(&lin(Augment::None)));
 }
+
+fn with_norm(mut cfg: TrainConfig, momentum: f64) -> TrainConfig {
+    cfg.norm = Some(crate::plan::Norm {
+        momentum,
+        eps: 1e-5,
+    });
+    cfg
+}
+
+#[test]
+fn batch_norm_fused_and_solo_runs_are_bit_identical_on_any_thread_count() {
+    let data = toy_dataset(150, 40, 8);
+    for (hidden, loss, dropout) in [
+        (&[12, 6][..], LossName::CrossEntropy, 0.2),
+        (&[8, 8], LossName::Hinge, 0.0),
+    ] {
+        let cfg = with_norm(net_cfg(hidden, loss, dropout), 0.9);
+        match loss {
+            LossName::CrossEntropy => {
+                fused_equals_solo::<f32, CrossEntropy>(&data, &cfg);
+                fused_equals_solo::<f64, CrossEntropy>(&data, &cfg);
+            }
+            LossName::Hinge => {
+                fused_equals_solo::<f32, Hinge>(&data, &cfg);
+                fused_equals_solo::<f64, Hinge>(&data, &cfg);
+            }
+        }
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| train_group::<NetTrainer<f32>>(&data, &cfg, &members(), &|_| {}))
+        };
+        let (one, two) = (run(1), run(2));
+        for (a, b) in one.iter().zip(&two) {
+            assert_eq!(arrays(a), arrays(b));
+            assert_eq!(a.history(), b.history());
+        }
+        // Batch norm changes training.
+        let plain = fit::<NetTrainer<f32>>(&data, &net_cfg(hidden, loss, dropout), members()[1]);
+        let normed = fit::<NetTrainer<f32>>(&data, &cfg, members()[1]);
+        assert_ne!(plain.history(), normed.history());
+    }
+}
+
+#[test]
+fn one_batch_norm_update_is_the_checked_step_and_sets_the_running_averages() {
+    // A full batch of 40 and one update, in f64: W, gamma and beta move by exactly eta
+    // times the checked gradients; the hidden biases have a zero gradient and stay; the
+    // running averages become the batch's statistics at the initial weights.
+    let data = toy_dataset(40, 24, 9);
+    let mut cfg = with_norm(net_cfg(&[10, 7], LossName::CrossEntropy, 0.0), 0.9);
+    cfg.batch_size = 40;
+    cfg.shuffle = false;
+    cfg.length = Length::Updates(1);
+    let eta = 0.3;
+    let mut t = NetTrainer::<f64>::new(&data, &cfg, &[Hyper::constant(0.05, eta)]);
+    let before = t.arrays().swap_remove(0);
+    let names: Vec<&str> = before.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "W1", "b1", "gamma1", "beta1", "mean1", "var1", "W2", "b2", "gamma2", "beta2", "mean2",
+            "var2", "W3", "b3"
+        ]
+    );
+    let all: Vec<u32> = (0..40).collect();
+    let grads = t.gradients(&all).swap_remove(0);
+    let grad_names: Vec<&str> = grads.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(
+        grad_names,
+        [
+            "W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3"
+        ]
+    );
+    t.train_span();
+    let after = t.arrays().swap_remove(0);
+    let get = |arrays: &[NamedArray<f64>], name: &str| {
+        arrays
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap()
+            .array
+            .clone()
+    };
+    for g in &grads {
+        let want = &get(&before, &g.name) - &(&g.array * eta);
+        assert_eq!(want, get(&after, &g.name), "{}", g.name);
+    }
+    for b in ["b1", "b2"] {
+        assert!(get(&grads, b).iter().all(|&v| v == 0.0), "{b}");
+    }
+    assert!(get(&grads, "gamma1").iter().any(|&v| v != 0.0));
+    // mean1 = the batch mean of W1 x + b1 at the initial weights, per unit.
+    let w1 = get(&before, "W1")
+        .into_dimensionality::<ndarray::Ix2>()
+        .unwrap();
+    let b1 = get(&before, "b1");
+    let x = data.train.x.slice(ndarray::s![..40, ..24]).mapv(f64::from);
+    let z = x.dot(&w1.t());
+    let mean1 = get(&after, "mean1");
+    let var1 = get(&after, "var1");
+    for u in 0..10 {
+        let col: Vec<f64> = z.column(u).iter().map(|v| v + b1[u]).collect();
+        let m = col.iter().sum::<f64>() / 40.0;
+        let v = col.iter().map(|c| (c - m) * (c - m)).sum::<f64>() / 40.0;
+        assert!((mean1[u] - m).abs() < 1e-12 * m.abs().max(1.0), "unit {u}");
+        assert!((var1[u] - v).abs() < 1e-12 * v.max(1.0), "unit {u}");
+    }
+}
