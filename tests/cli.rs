@@ -132,6 +132,7 @@ fn gradcheck_header() -> Vec<String> {
         "max_rel_err",
         "seconds",
         "kinks",
+        "zero_by_construction",
     ]
     .map(String::from)
     .to_vec()

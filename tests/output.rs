@@ -433,3 +433,66 @@ fn a_disk_that_fills_while_figures_are_written_leaves_no_truncated_figure_or_rep
         "no temporary left"
     );
 }
+
+/// A batch-normalised sweep through the binary: its runs save gamma, beta and the running
+/// averages of each hidden layer, and its gradient check covers every array, with the
+/// biases before batch norm reported as zero by construction, in the CSV and the report.
+#[test]
+fn a_batch_norm_sweep_saves_its_statistics_and_checks_every_array() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = common::write_sample_spec(
+        tmp.path(),
+        "bn.toml",
+        "bn",
+        "[train]\nbatch_size = 50\nseed = 1\nhidden = [8, 6]\ninit = \"he\"\nepochs = 2\n\
+         eta = 0.05\nbatch_norm = [false, true]\n\
+         [gradcheck]\nhidden = [8, 6]\ninit = \"he\"\nbatch_norm = true\nbatch_sizes = [20]\n\
+         segments = 1\nstep = 1e-5\nlambda = [0.0, 0.01]\n",
+    );
+    let out = tmp.path().join("out");
+    run_ok(&spec, &out);
+    let dir = out.join("bn");
+    let runs = visible_names(&dir.join("runs"));
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let normed = runs
+        .iter()
+        .find(|r| r.ends_with("_bn"))
+        .expect("a batch-norm run id");
+    for (name, shape) in [
+        ("gamma1", [8]),
+        ("beta1", [8]),
+        ("mean2", [6]),
+        ("var2", [6]),
+    ] {
+        let header = npy_header(&dir.join("runs").join(normed).join(format!("{name}.npy")));
+        assert_eq!(header.shape, shape, "{name}");
+    }
+    let plain = runs.iter().find(|r| !r.ends_with("_bn")).unwrap();
+    assert!(!dir.join("runs").join(plain).join("gamma1.npy").exists());
+
+    let check = common::Table::read(&dir.join("gradcheck.csv"));
+    let params = check.column("param");
+    let zero = check.column("zero_by_construction");
+    let rel = check.column("max_rel_err");
+    assert_eq!(
+        check.rows.len(),
+        2 * 2 * 2 * 10,
+        "2 segments x 2 lambdas x 2 methods x 10 arrays"
+    );
+    for ((p, z), r) in params.iter().zip(&zero).zip(&rel) {
+        let by_construction = *p == "b1" || *p == "b2";
+        assert_eq!(*z, if by_construction { "true" } else { "false" }, "{p}");
+        assert_eq!(
+            r.parse::<f64>().unwrap().is_nan(),
+            by_construction,
+            "{p}: {r}"
+        );
+    }
+    assert!(params.contains(&"gamma2") && params.contains(&"beta1"));
+    let html = fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("0 by construction"),
+        "the report says why b1 has no error"
+    );
+    assert!(html.contains("<td class=\"id\">gamma1</td>"));
+}

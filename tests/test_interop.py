@@ -27,7 +27,8 @@ LAMBDA = 0.01
 PARAMS = [
     "lambda", "eta", "batch_size", "epochs", "seed", "shuffle", "precision", "init_std",
     "hidden", "init", "loss", "schedule", "eta_min", "eta_max", "step_size", "cycles",
-    "decay", "decay_every", "eval_every", "augment", "dropout",
+    "decay", "decay_every", "eval_every", "augment", "dropout", "batch_norm", "bn_momentum",
+    "bn_eps",
 ]
 RUN_IDS = {
     "f32": f"lambda={LAMBDA}_eta=0.01_batch=100_epochs={EPOCHS}_seed=1",
@@ -147,6 +148,8 @@ PARAM_DTYPES = {
     "eval_every": "int64",
     "augment": "string",
     "dropout": "float64",
+    # batch_norm and its constants apply only to networks: empty (NaN) here.
+    **{c: "float64" for c in ["batch_norm", "bn_momentum", "bn_eps"]},
 }
 METRIC_DTYPES = {"loss": "float64", "cost": "float64", "accuracy": "float64"}
 
@@ -213,10 +216,12 @@ def test_every_csv_parses_with_the_expected_dtypes(sweep_dir):
             "seconds": "float64",
             # Empty for the smooth cross-entropy (NaN); a count for the hinge.
             "kinks": "float64",
+            "zero_by_construction": "bool",
         },
         sweep_dir / "gradcheck.csv",
     )
     assert check["kinks"].isna().all()
+    assert not check["zero_by_construction"].any(), "no batch norm in the one-layer check"
     assert set(check["segment"]) == {"first", "random-1"}
 
     for run_id in RUN_IDS.values():
@@ -234,7 +239,8 @@ def test_every_csv_parses_with_the_expected_dtypes(sweep_dir):
             elif pd.isna(row[key]):
                 # A key that does not apply to the run (eta_min of a constant rate) is an
                 # empty cell; params.json still holds its default.
-                assert key in {"eta_min", "eta_max", "step_size", "cycles", "decay", "decay_every", "dropout"}
+                assert key in {"eta_min", "eta_max", "step_size", "cycles", "decay", "decay_every", "dropout",
+                               "batch_norm", "bn_momentum", "bn_eps"}
             else:
                 assert params[key] == row[key], (run_id, key)
 

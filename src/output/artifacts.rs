@@ -475,6 +475,7 @@ impl SweepDir {
                 num(r.max_rel_err),
                 num(r.seconds),
                 r.kinks.map(|k| k.to_string()).unwrap_or_default(),
+                r.zero_by_construction.to_string(),
             ])
             .expect("in-memory");
         }

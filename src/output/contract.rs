@@ -175,7 +175,7 @@ pub const FINAL_COLUMNS: [[&str; 3]; 3] = [
 ];
 
 /// The columns of `gradcheck.csv`.
-pub const GRADCHECK_COLUMNS: [&str; 10] = [
+pub const GRADCHECK_COLUMNS: [&str; 11] = [
     "batch_size",
     "segment",
     "lambda",
@@ -186,6 +186,7 @@ pub const GRADCHECK_COLUMNS: [&str; 10] = [
     "max_rel_err",
     "seconds",
     "kinks",
+    "zero_by_construction",
 ];
 
 /// The count columns of `summary.csv`: ok runs, planned, diverged, failed.

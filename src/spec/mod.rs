@@ -124,6 +124,8 @@ pub struct CheckSpec {
     pub hidden: Vec<usize>,
     pub init: Init,
     pub loss: LossName,
+    /// Batch normalisation of the hidden layers, with its eps, if the model has it.
+    pub bn_eps: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +153,8 @@ struct RawCheck {
     hidden: Option<Spanned<Value>>,
     init: Option<Spanned<Value>>,
     loss: Option<Spanned<Value>>,
+    batch_norm: Option<Spanned<Value>>,
+    bn_eps: Option<Spanned<Value>>,
 }
 
 /// Reads and validates the sweep file at `path`. `data_dir` (the `--data` flag) replaces
@@ -383,15 +387,26 @@ fn check_section(cx: &Ctx, c: &Spanned<RawCheck>) -> Result<CheckSpec, SpecError
                 cx.single(v, key, |v| float_in(v, what, ok))
             })
         };
+    // Batch norm needs batches of 2 or more: its default leaves out the batch of 1.
+    let normalised = matches!(
+        raw.batch_norm.as_ref().map(|v| v.get_ref()),
+        Some(Value::Boolean(true))
+    );
+    let batch_sizes: Vec<usize> = ints(
+        &raw.batch_sizes,
+        "gradcheck.batch_sizes",
+        if normalised {
+            vec![20, 100, 1000]
+        } else {
+            vec![1, 20, 100, 1000]
+        },
+    )?
+    .into_iter()
+    .map(|n| n as usize)
+    .collect();
     Ok(CheckSpec {
-        batch_sizes: ints(
-            &raw.batch_sizes,
-            "gradcheck.batch_sizes",
-            vec![1, 20, 100, 1000],
-        )?
-        .into_iter()
-        .map(|n| n as usize)
-        .collect(),
+        bn_eps: check_norm(cx, raw, &batch_sizes)?,
+        batch_sizes,
         segments: raw.segments.as_ref().map_or(Ok(3), |v| {
             cx.single(v, "gradcheck.segments", |v| {
                 int_in(v, "a whole number from 0 to 1000", 0, 1000)
@@ -464,6 +479,43 @@ fn check_section(cx: &Ctx, c: &Spanned<RawCheck>) -> Result<CheckSpec, SpecError
             other => unreachable!("the loss check gives a loss, not {other:?}"),
         },
     })
+}
+
+/// The `[gradcheck]` model's batch norm: `batch_norm = true` (with hidden layers and
+/// batches of at least 2) and its `bn_eps`, or none.
+fn check_norm(cx: &Ctx, raw: &RawCheck, batch_sizes: &[usize]) -> Result<Option<f64>, SpecError> {
+    let on = model_key(cx, &raw.batch_norm, AxisName::BatchNorm)? == AxisValue::Bool(true);
+    let eps = match model_key(cx, &raw.bn_eps, AxisName::BnEps)? {
+        AxisValue::Float(e) => e,
+        other => unreachable!("the bn_eps check gives a number, not {other:?}"),
+    };
+    let at = |v: &Option<Spanned<Value>>| v.as_ref().map_or(0..0, |v| v.span());
+    if let (false, Some(v)) = (on, &raw.bn_eps) {
+        return Err(cx.err(
+            v.span(),
+            "gradcheck.bn_eps",
+            "applies only to batch_norm = true; remove it or set batch_norm = true",
+        ));
+    }
+    if !on {
+        return Ok(None);
+    }
+    if raw.hidden.is_none() {
+        return Err(cx.err(
+            at(&raw.batch_norm),
+            "gradcheck.batch_norm",
+            "applies only to networks with hidden layers; set hidden, e.g. hidden = [50, 50]",
+        ));
+    }
+    if batch_sizes.contains(&1) {
+        return Err(cx.err(
+            at(&raw.batch_norm),
+            "gradcheck.batch_norm",
+            "needs batch sizes of at least 2 (a batch of 1 has no variance to normalise \
+             by); remove 1 from gradcheck.batch_sizes",
+        ));
+    }
+    Ok(Some(eps))
 }
 
 /// A `[gradcheck]` key naming the model checked, read as the `[train]` key `axis` reads

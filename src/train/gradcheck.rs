@@ -22,10 +22,11 @@ use ndarray::{Array1, Array2, Axis};
 use rayon::prelude::*;
 
 use crate::data::Dataset;
-use crate::plan::{Hyper, TrainConfig};
+use crate::plan::{Hyper, Norm, TrainConfig};
 use crate::rng::{self, Stream};
 use crate::spec::LossName;
 pub use crate::spec::{CheckSpec, Method};
+use crate::train::bncheck::{self, NormNet};
 use crate::train::netcheck::{self, NetLoss};
 use crate::train::{Hinge, LinearTrainer, NamedArray, NetTrainer, Params, Trainer};
 
@@ -67,6 +68,10 @@ pub struct CheckRow {
     /// [`KINK_STEPS`] steps of its kink, where a difference may straddle it (`None` for
     /// the smooth cross-entropy).
     pub kinks: Option<usize>,
+    /// The analytic gradient is exactly zero by construction (a bias followed by batch
+    /// norm cancels in `z - mu`): `max_rel_err` is then meaningless and left out (NaN),
+    /// and `max_abs_diff` is the numerical gradient's own size, its rounding noise.
+    pub zero_by_construction: bool,
 }
 
 /// How near a hinge margin must be to 0, in steps `h`, to count as at a kink.
@@ -306,6 +311,17 @@ pub fn run(spec: &CheckSpec, data: &Dataset) -> Result<Vec<CheckRow>, CheckError
         .iter()
         .map(|&lambda| Hyper::constant(lambda, 0.0))
         .collect();
+    match (spec.bn_eps, spec.loss) {
+        (Some(eps), LossName::CrossEntropy) => {
+            return Ok(run_norm::<NetTrainer<f64>>(spec, data, &members, eps));
+        }
+        (Some(eps), LossName::Hinge) => {
+            return Ok(run_norm::<NetTrainer<f64, Hinge>>(
+                spec, data, &members, eps,
+            ));
+        }
+        (None, _) => {}
+    }
     match (spec.hidden.is_empty(), spec.loss) {
         (true, LossName::CrossEntropy) => {}
         (true, LossName::Hinge) => {
@@ -363,6 +379,7 @@ pub fn run(spec: &CheckSpec, data: &Dataset) -> Result<Vec<CheckRow>, CheckError
                             max_rel_err,
                             seconds,
                             kinks: None,
+                            zero_by_construction: false,
                         });
                     }
                 }
@@ -450,6 +467,103 @@ fn run_layers<'d, M: Trainer<'d, Real = f64>>(
                             max_rel_err,
                             seconds,
                             kinks,
+                            zero_by_construction: false,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    rows
+}
+
+/// The check of a batch-normalised network by [`bncheck`]: as [`run_layers`], with
+/// gamma and beta checked too, and each bias before batch norm reported as zero by
+/// construction. Both methods share the `+h` costs.
+fn run_norm<'d, M: Trainer<'d, Real = f64>>(
+    spec: &CheckSpec,
+    data: &'d Dataset,
+    members: &[Hyper],
+    eps: f64,
+) -> Vec<CheckRow> {
+    let train = &data.train;
+    let loss = match spec.loss {
+        LossName::CrossEntropy => NetLoss::CrossEntropy,
+        LossName::Hinge => NetLoss::Hinge,
+    };
+    let centred = spec.methods.contains(&Method::Centred);
+    let mut rows = Vec::new();
+    for &n in &spec.batch_sizes {
+        let mut cfg = TrainConfig::epochs(n, 0, spec.seed, false, spec.init_std);
+        cfg.hidden = spec.hidden.clone();
+        cfg.init = spec.init;
+        cfg.loss = spec.loss;
+        cfg.norm = Some(Norm { momentum: 0.9, eps });
+        let mut trainer = M::new(data, &cfg, members);
+        let arrays = trainer.arrays().swap_remove(0);
+        let get = |name: &str| {
+            arrays
+                .iter()
+                .find(|a| a.name == name)
+                .unwrap_or_else(|| panic!("a normalised network has {name}"))
+                .array
+                .clone()
+                .into_dimensionality::<ndarray::Ix1>()
+                .expect("a vector")
+        };
+        let weights: Vec<NamedArray<f64>> = arrays
+            .iter()
+            .filter(|a| {
+                a.name.starts_with('W') || a.name.starts_with('b') && !a.name.starts_with("beta")
+            })
+            .cloned()
+            .collect();
+        let layers = netcheck_layers(&weights);
+        let hidden = layers.len() - 1;
+        let net = NormNet {
+            layers: &layers,
+            gamma: (1..=hidden).map(|l| get(&format!("gamma{l}"))).collect(),
+            beta: (1..=hidden).map(|l| get(&format!("beta{l}"))).collect(),
+            eps,
+        };
+        let segments =
+            std::iter::once(Segment::First).chain((1..=spec.segments).map(Segment::Random));
+        for segment in segments {
+            let idx = segment_examples(spec, segment, train.len(), n);
+            let examples: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
+            let analytic = trainer.gradients(&examples);
+            let x =
+                Array2::from_shape_fn((n, train.dim()), |(r, c)| f64::from(train.x[[idx[r], c]]));
+            let y: Vec<u8> = idx.iter().map(|&i| train.y[i]).collect();
+            let kinks = (spec.loss == LossName::Hinge)
+                .then(|| bncheck::kinks(&net, x.view(), &y, KINK_STEPS * spec.step));
+            for (&lambda, analytic) in spec.lambdas.iter().zip(&analytic) {
+                let numerical =
+                    bncheck::cost_changes(&net, x.view(), &y, lambda, loss, spec.step, centred);
+                for &method in &spec.methods {
+                    for (a, num) in analytic.iter().zip(&numerical) {
+                        assert_eq!(a.name, num.name, "the arrays in training order");
+                        let a_flat: Vec<f64> = a.array.iter().copied().collect();
+                        let g = num.by(method, spec.step);
+                        let zero = a.name.starts_with('b')
+                            && !a.name.starts_with("beta")
+                            && a.name[1..].parse::<usize>().is_ok_and(|l| l <= hidden);
+                        let (norm_diff, max_abs_diff, max_rel_err) = compare(&a_flat, &g, spec.eps);
+                        if zero {
+                            assert!(a_flat.iter().all(|&v| v == 0.0), "{} is zero", a.name);
+                        }
+                        rows.push(CheckRow {
+                            batch_size: n,
+                            segment,
+                            lambda,
+                            method,
+                            param: a.name.clone(),
+                            norm_diff,
+                            max_abs_diff,
+                            max_rel_err: if zero { f64::NAN } else { max_rel_err },
+                            seconds: num.seconds(method),
+                            kinks,
+                            zero_by_construction: zero,
                         });
                     }
                 }
@@ -614,6 +728,7 @@ mod tests {
             hidden: Vec::new(),
             init: crate::spec::Init::Normal,
             loss: LossName::CrossEntropy,
+            bn_eps: None,
         };
         let rows = run(&spec, &data).unwrap();
         assert_eq!(rows.len(), 2 * 3 * 2 * 2 * 2);
@@ -642,6 +757,49 @@ mod tests {
     }
 
     #[test]
+    fn batch_normalised_networks_check_gamma_beta_and_report_zero_biases() {
+        let data = toy_dataset(60, 16, 5);
+        for loss in [LossName::CrossEntropy, LossName::Hinge] {
+            let spec = CheckSpec {
+                batch_sizes: vec![10, 30],
+                segments: 1,
+                lambdas: vec![0.0, 0.5],
+                methods: vec![Method::Forward, Method::Centred],
+                step: 1e-5,
+                seed: 0,
+                eps: 1e-6,
+                dims: None,
+                init_std: 0.01,
+                hidden: vec![7, 5],
+                init: crate::spec::Init::He,
+                loss,
+                bn_eps: Some(1e-5),
+            };
+            let rows = run(&spec, &data).unwrap();
+            let names: Vec<&str> = rows[..10].iter().map(|r| r.param.as_str()).collect();
+            assert_eq!(
+                names,
+                [
+                    "W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3"
+                ]
+            );
+            assert_eq!(rows.len(), 2 * 2 * 2 * 2 * 10);
+            for r in &rows {
+                let zero = r.param == "b1" || r.param == "b2";
+                assert_eq!(r.zero_by_construction, zero, "{r:?}");
+                if zero {
+                    assert!(r.max_rel_err.is_nan() && r.max_abs_diff < 1e-9, "{r:?}");
+                } else if r.method == Method::Centred && r.kinks.is_none_or(|k| k == 0) {
+                    // Relative errors of near-zero entries reach the cost's rounding
+                    // noise (about 1e-11 absolute at this step); either bound is tight.
+                    assert!(r.max_rel_err < 1e-5 || r.max_abs_diff < 1e-10, "{r:?}");
+                }
+                assert_eq!(r.kinks.is_some(), loss == LossName::Hinge);
+            }
+        }
+    }
+
+    #[test]
     fn networks_are_checked_array_by_array_with_hinge_kinks_counted() {
         let data = toy_dataset(60, 16, 5);
         for (hidden, loss) in [
@@ -662,6 +820,7 @@ mod tests {
                 hidden: hidden.clone(),
                 init: crate::spec::Init::He,
                 loss,
+                bn_eps: None,
             };
             let rows = run(&spec, &data).unwrap();
             let arrays = 2 * (hidden.len() + 1);

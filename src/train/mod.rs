@@ -14,6 +14,7 @@
 //!
 //! Training may use `spec`, `plan`, `kernel`, `data` and `rng`, never a later stage.
 
+pub(crate) mod bncheck;
 pub(crate) mod course;
 pub(crate) mod eval;
 pub mod gradcheck;

@@ -91,13 +91,18 @@ pub struct GradcheckRow {
     pub norm_diff: f64,
     pub max_abs_diff: f64,
     pub max_rel_err: f64,
+    /// The analytic gradient is zero by construction (`false` in folders older than
+    /// the column).
+    pub zero_by_construction: bool,
 }
 
 /// Reads `gradcheck.csv`.
 pub fn read_gradcheck(path: &Path) -> Result<Vec<GradcheckRow>, ReadError> {
     let (reader, cols) = open_csv(path)?;
-    let [b, s, l, m, p, nd, mad, mre, _seconds, _kinks] = GRADCHECK_COLUMNS.map(|c| cols.index(c));
+    let [b, s, l, m, p, nd, mad, mre, _seconds, _kinks, zero] =
+        GRADCHECK_COLUMNS.map(|c| cols.index(c));
     let [b, s, l, m, p, nd, mad, mre] = [b?, s?, l?, m?, p?, nd?, mad?, mre?];
+    let zero = zero.ok();
     let name = |i: usize| GRADCHECK_COLUMNS[i];
     let mut rows = Vec::new();
     each_record(path, reader, |rec, line| {
@@ -110,6 +115,10 @@ pub fn read_gradcheck(path: &Path) -> Result<Vec<GradcheckRow>, ReadError> {
             norm_diff: parse_opt_f64(path, line, name(5), &rec[nd])?,
             max_abs_diff: parse_opt_f64(path, line, name(6), &rec[mad])?,
             max_rel_err: parse_opt_f64(path, line, name(7), &rec[mre])?,
+            zero_by_construction: match zero {
+                Some(c) => parse(path, line, name(10), &rec[c], "true or false")?,
+                None => false,
+            },
         });
         Ok::<(), ReadError>(())
     })?;
