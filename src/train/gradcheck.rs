@@ -401,6 +401,41 @@ fn segment_examples(spec: &CheckSpec, segment: Segment, len: usize, n: usize) ->
     }
 }
 
+/// The segments of each batch size: the first n examples, then `spec.segments` random.
+fn segments(spec: &CheckSpec) -> impl Iterator<Item = Segment> {
+    std::iter::once(Segment::First).chain((1..=spec.segments).map(Segment::Random))
+}
+
+/// A segment's examples: their indices (for the trainer), and in f64 their inputs
+/// (n x d) and labels (for the numerical side).
+fn segment_batch(
+    spec: &CheckSpec,
+    segment: Segment,
+    train: &crate::data::Split,
+    n: usize,
+) -> (Vec<u32>, Array2<f64>, Vec<u8>) {
+    let idx = segment_examples(spec, segment, train.len(), n);
+    let x = Array2::from_shape_fn((n, train.dim()), |(r, c)| f64::from(train.x[[idx[r], c]]));
+    let y = idx.iter().map(|&i| train.y[i]).collect();
+    (idx.iter().map(|&i| i as u32).collect(), x, y)
+}
+
+/// The training configuration a network check builds its trainer with, at batch n.
+fn network_config(spec: &CheckSpec, n: usize) -> TrainConfig {
+    let mut cfg = TrainConfig::epochs(n, 0, spec.seed, false, spec.init_std);
+    cfg.hidden = spec.hidden.clone();
+    cfg.init = spec.init;
+    cfg.loss = spec.loss;
+    cfg
+}
+
+fn net_loss(loss: LossName) -> NetLoss {
+    match loss {
+        LossName::CrossEntropy => NetLoss::CrossEntropy,
+        LossName::Hinge => NetLoss::Hinge,
+    }
+}
+
 /// The check of any model by [`netcheck`]: the trainer `M` (built with the check's
 /// hidden widths, init and loss) gives the weights and the analytic gradients; every
 /// array of every layer is compared, at the full input dimension.
@@ -410,28 +445,15 @@ fn run_layers<'d, M: Trainer<'d, Real = f64>>(
     members: &[Hyper],
 ) -> Vec<CheckRow> {
     let train = &data.train;
-    let loss = match spec.loss {
-        LossName::CrossEntropy => NetLoss::CrossEntropy,
-        LossName::Hinge => NetLoss::Hinge,
-    };
+    let loss = net_loss(spec.loss);
     let mut rows = Vec::new();
     for &n in &spec.batch_sizes {
-        let mut cfg = TrainConfig::epochs(n, 0, spec.seed, false, spec.init_std);
-        cfg.hidden = spec.hidden.clone();
-        cfg.init = spec.init;
-        cfg.loss = spec.loss;
-        let mut trainer = M::new(data, &cfg, members);
+        let mut trainer = M::new(data, &network_config(spec, n), members);
         let arrays = trainer.arrays().swap_remove(0);
         let layers = netcheck_layers(&arrays);
-        let segments =
-            std::iter::once(Segment::First).chain((1..=spec.segments).map(Segment::Random));
-        for segment in segments {
-            let idx = segment_examples(spec, segment, train.len(), n);
-            let examples: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
+        for segment in segments(spec) {
+            let (examples, x, y) = segment_batch(spec, segment, train, n);
             let analytic = trainer.gradients(&examples);
-            let x =
-                Array2::from_shape_fn((n, train.dim()), |(r, c)| f64::from(train.x[[idx[r], c]]));
-            let y: Vec<u8> = idx.iter().map(|&i| train.y[i]).collect();
             let kinks = (spec.loss == LossName::Hinge)
                 .then(|| netcheck::kinks(&layers, x.view(), &y, KINK_STEPS * spec.step));
             for (&lambda, analytic) in spec.lambdas.iter().zip(&analytic) {
@@ -487,17 +509,11 @@ fn run_norm<'d, M: Trainer<'d, Real = f64>>(
     eps: f64,
 ) -> Vec<CheckRow> {
     let train = &data.train;
-    let loss = match spec.loss {
-        LossName::CrossEntropy => NetLoss::CrossEntropy,
-        LossName::Hinge => NetLoss::Hinge,
-    };
+    let loss = net_loss(spec.loss);
     let centred = spec.methods.contains(&Method::Centred);
     let mut rows = Vec::new();
     for &n in &spec.batch_sizes {
-        let mut cfg = TrainConfig::epochs(n, 0, spec.seed, false, spec.init_std);
-        cfg.hidden = spec.hidden.clone();
-        cfg.init = spec.init;
-        cfg.loss = spec.loss;
+        let mut cfg = network_config(spec, n);
         cfg.norm = Some(Norm { momentum: 0.9, eps });
         let mut trainer = M::new(data, &cfg, members);
         let arrays = trainer.arrays().swap_remove(0);
@@ -526,15 +542,9 @@ fn run_norm<'d, M: Trainer<'d, Real = f64>>(
             beta: (1..=hidden).map(|l| get(&format!("beta{l}"))).collect(),
             eps,
         };
-        let segments =
-            std::iter::once(Segment::First).chain((1..=spec.segments).map(Segment::Random));
-        for segment in segments {
-            let idx = segment_examples(spec, segment, train.len(), n);
-            let examples: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
+        for segment in segments(spec) {
+            let (examples, x, y) = segment_batch(spec, segment, train, n);
             let analytic = trainer.gradients(&examples);
-            let x =
-                Array2::from_shape_fn((n, train.dim()), |(r, c)| f64::from(train.x[[idx[r], c]]));
-            let y: Vec<u8> = idx.iter().map(|&i| train.y[i]).collect();
             let kinks = (spec.loss == LossName::Hinge)
                 .then(|| bncheck::kinks(&net, x.view(), &y, KINK_STEPS * spec.step));
             for (&lambda, analytic) in spec.lambdas.iter().zip(&analytic) {
