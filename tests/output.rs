@@ -344,6 +344,93 @@ fn a_cyclic_network_is_drawn_against_update_steps_with_its_rate_and_units() {
     assert!(html.contains("per epoch;"), "the one-layer caption");
     assert!(html.contains("width=\"2000\" height=\"500\""));
     assert!(html.contains("Validation accuracy of every setting"));
+    assert!(
+        !names.iter().any(|n| n.starts_with("batchnorm_")) && !html.contains("id=\"batch-norm\""),
+        "no batch-norm pairs in a sweep without batch norm: {names:?}"
+    );
+}
+
+/// Every batch-normalised setting is drawn beside the setting that differs from it only
+/// in batch norm (the third lab's with/without figures), and the report shows each pair
+/// with both test accuracies. Two momenta share one twin; each hidden width is its own
+/// pair, never mixed with the other width.
+#[test]
+fn batch_norm_settings_are_drawn_beside_their_twins_without_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = common::write_sample_spec(
+        tmp.path(),
+        "pairs.toml",
+        "pairs",
+        "[train]\nbatch_size = 50\nseed = [1, 2]\nhidden = [[8], [6]]\ninit = \"he\"\n\
+         epochs = 2\neta = 0.05\n\
+         [[grid]]\nbatch_norm = false\n\
+         [[grid]]\nbatch_norm = true\nbn_momentum = [0.9, 0.5]\n",
+    );
+    let out = tmp.path().join("out");
+    run_ok(&spec, &out);
+    let dir = out.join("pairs");
+    let summarize = sweep()
+        .args(["summarize", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(summarize.status.code(), Some(0), "{}", stderr(&summarize));
+
+    let figures = dir.join("figures");
+    let mut pairs: Vec<String> = visible_names(&figures)
+        .into_iter()
+        .filter(|n| n.starts_with("batchnorm_"))
+        .collect();
+    pairs.sort();
+    let base = |h: u32| format!("lambda=0_eta=0.05_batch=50_epochs=2_hidden={h}_init=he");
+    let mut expected: Vec<String> = [6, 8]
+        .into_iter()
+        .flat_map(|h| {
+            [
+                format!("batchnorm_{}_bn.png", base(h)),
+                format!("batchnorm_{}_bn_mom=0.5.png", base(h)),
+            ]
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(pairs, expected);
+
+    const WITHOUT_BLUE: [u8; 3] = [31, 119, 180];
+    const WITH_ORANGE: [u8; 3] = [255, 127, 14];
+    for name in &pairs {
+        let (w, h, rgb) = pixels(&figures.join(name));
+        assert_eq!((w, h), (1800, 560), "{name}");
+        for colour in [WITHOUT_BLUE, WITH_ORANGE] {
+            let n = rgb.iter().filter(|p| **p == colour).count();
+            assert!(
+                n > 300,
+                "{name}: {n} pixels of {colour:?}, both settings drawn"
+            );
+        }
+    }
+
+    let html = fs::read_to_string(dir.join("report.html")).unwrap();
+    let section = html
+        .split("id=\"batch-norm\"")
+        .nth(1)
+        .expect("a batch-norm section")
+        .split("<h2")
+        .next()
+        .unwrap();
+    assert!(
+        section.contains("4 settings trained with batch norm"),
+        "{section}"
+    );
+    for name in &pairs {
+        assert!(
+            section.contains(&format!("src=\"figures/{name}\"")),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        section.matches("Test accuracy without batch norm").count(),
+        4
+    );
+    assert!(section.contains(&format!("<h3>{}</h3>", base(8))));
 }
 
 /// Decodes a whole PNG: a 0-byte or truncated file fails.

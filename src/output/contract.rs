@@ -11,7 +11,8 @@
 //! <out>/<name>/results.csv       one row per finished run (rebuilt from runs/)
 //! <out>/<name>/gradcheck.csv     the gradient-check table (with gradcheck.json)
 //! <out>/<name>/summary.csv       one row per setting, aggregated over seeds
-//! <out>/<name>/figures/          curves_<setting>.png, val_accuracy_all.png, weights_<run>.png
+//! <out>/<name>/figures/          curves_<setting>.png, val_accuracy_all.png, weights_<run>.png,
+//!                                batchnorm_<setting>.png (a setting beside its twin without batch norm)
 //! <out>/<name>/report.html       the report page
 //! ```
 //!
@@ -64,6 +65,7 @@ pub fn array_file(name: &str) -> String {
 pub const OVERLAY_PNG: &str = "val_accuracy_all.png";
 const CURVES_PREFIX: &str = "curves_";
 const WEIGHTS_PREFIX: &str = "weights_";
+const BATCH_NORM_PREFIX: &str = "batchnorm_";
 const PNG: &str = ".png";
 
 /// The path of a setting's curve figure, relative to the sweep folder.
@@ -79,6 +81,15 @@ pub fn weights_png(run_id: &str) -> String {
     format!("{FIGURES_DIR}/{WEIGHTS_PREFIX}{}{PNG}", file_stem(run_id))
 }
 
+/// The path of the figure that sets a batch-normalised setting's curves beside those of
+/// its twin without batch norm, relative to the sweep folder.
+pub fn batch_norm_png(setting_id: &str) -> String {
+    format!(
+        "{FIGURES_DIR}/{BATCH_NORM_PREFIX}{}{PNG}",
+        file_stem(setting_id)
+    )
+}
+
 /// The path of the validation-accuracy overlay, relative to the sweep folder.
 pub fn overlay_png() -> String {
     format!("{FIGURES_DIR}/{OVERLAY_PNG}")
@@ -89,6 +100,7 @@ pub fn is_figure_name(name: &str) -> bool {
     name.ends_with(PNG)
         && (name.starts_with(CURVES_PREFIX)
             || name.starts_with(WEIGHTS_PREFIX)
+            || name.starts_with(BATCH_NORM_PREFIX)
             || name == OVERLAY_PNG)
 }
 
@@ -215,6 +227,11 @@ pub fn metrics_header() -> Vec<&'static str> {
 
 /// The loss-function parameter's column in `plan.csv` and `results.csv` (its key).
 pub const LOSS_KEY: &str = "loss";
+
+/// The batch-norm switch's column (its key), and the columns that only a batch-normalised
+/// setting fills: the summary pairs settings that differ in these alone.
+pub const BATCH_NORM_KEY: &str = "batch_norm";
+pub const BATCH_NORM_ONLY_KEYS: [&str; 2] = ["bn_momentum", "bn_eps"];
 
 /// The `loss` parameter's column in the sweep's `metrics.csv`.
 pub const LOSS_FUNCTION: &str = "loss_function";
@@ -681,13 +698,25 @@ mod tests {
     fn figure_names_are_recognised_and_ids_cannot_escape_the_folder() {
         assert_eq!(curves_png("a=1"), "figures/curves_a=1.png");
         assert_eq!(weights_png("../x y"), "figures/weights_..~x~y.png");
-        for rel in [curves_png("s"), weights_png("r"), overlay_png()] {
+        for rel in [
+            curves_png("s"),
+            weights_png("r"),
+            batch_norm_png("s_bn"),
+            overlay_png(),
+        ] {
             assert!(
                 is_figure_name(rel.strip_prefix("figures/").unwrap()),
                 "{rel}"
             );
         }
         assert!(!is_figure_name("notes.txt") && !is_figure_name("mine.png"));
+    }
+
+    #[test]
+    fn the_batch_norm_keys_are_setting_columns() {
+        for key in std::iter::once(BATCH_NORM_KEY).chain(BATCH_NORM_ONLY_KEYS) {
+            assert!(SETTING_COLUMNS.contains(&key), "{key}");
+        }
     }
 
     #[test]

@@ -618,6 +618,93 @@ pub fn draw_setting_curves(path: &Path, curves: &SettingCurves) -> Result<(), Fi
     })
 }
 
+/// Tableau 20's light companions of blue and orange: the train curves of a pair.
+const LIGHT_BLUE: RGBColor = RGBColor(174, 199, 232);
+const LIGHT_ORANGE: RGBColor = RGBColor(255, 187, 120);
+
+/// Draws two settings that differ in one switch in one figure: loss, cost and accuracy
+/// panels, each with both settings' train and validation curves on the same axes (the
+/// first setting in blues, the second in oranges; train light, validation dark).
+/// `sides` are (legend name, curves); both are drawn against the first side's x axis.
+pub fn draw_pair_curves(
+    path: &Path,
+    title: &str,
+    sides: [(&str, &SettingCurves); 2],
+) -> Result<(), FigureError> {
+    register_font()?;
+    let size = pair_size();
+    let [(a, ca), (b, cb)] = sides;
+    let names = [
+        format!("train, {a}"),
+        format!("val, {a}"),
+        format!("train, {b}"),
+        format!("val, {b}"),
+    ];
+    let colours = [LIGHT_BLUE, PALETTE[0], LIGHT_ORANGE, PALETTE[1]];
+    let four = |of: fn(&SettingCurves) -> &[Band; 2], k: f64| -> [Band; 4] {
+        let (x, y) = (of(ca), of(cb));
+        [&x[0], &x[1], &y[0], &y[1]].map(|band| band.scaled(k))
+    };
+    let panels_of: [(String, &str, [Band; 4], bool); 3] = [
+        (
+            format!("Loss ({})", ca.loss_name),
+            "loss",
+            four(|c| &c.loss, 1.0),
+            false,
+        ),
+        (
+            "Cost (loss + λ‖W‖²)".into(),
+            "cost",
+            four(|c| &c.cost, 1.0),
+            false,
+        ),
+        (
+            "Accuracy".into(),
+            "accuracy (%)",
+            four(|c| &c.accuracy, 100.0),
+            true,
+        ),
+    ];
+    render_png(path, size, CHART_COMPRESSION, |root| {
+        root.fill(&WHITE)?;
+        let seeds = if ca.n_runs == cb.n_runs {
+            format!("{} seeds each; line: mean, shaded: min to max", ca.n_runs)
+        } else {
+            format!(
+                "{} and {} seeds; line: mean, shaded: min to max",
+                ca.n_runs, cb.n_runs
+            )
+        };
+        root.draw(
+            &Label::new(format!("{title}  ({seeds})"), (size.0 as i32 / 2, 10), 22.0).centered(),
+        )?;
+        let areas = root.margin(46, 0, 0, 0).split_evenly((1, 3));
+        for (area, (caption, y_desc, bands, integer_y)) in areas.iter().zip(&panels_of) {
+            let series: Vec<(&str, RGBColor, &Band)> = names
+                .iter()
+                .zip(colours)
+                .zip(bands)
+                .map(|((n, c), b)| (n.as_str(), c, b))
+                .collect();
+            draw_panel(
+                root,
+                area,
+                caption,
+                (ca.x_axis, y_desc),
+                &series,
+                *integer_y,
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// The size in pixels of a [`draw_pair_curves`] figure: three panels, wider than a
+/// setting's so that four curves and their legend fit.
+pub fn pair_size() -> (u32, u32) {
+    (1800, 560)
+}
+
 /// How many overlay lines get a colour and a legend entry; the rest are drawn in grey so
 /// a large sweep still shows its spread without an unreadable legend.
 pub const OVERLAY_COLOURED: usize = 10;

@@ -171,6 +171,17 @@ pub struct CurveFigure {
     pub x_axis: &'static str,
 }
 
+/// A figure of one setting's curves over those of its twin, the same setting but for
+/// one switch (today batch norm): `off` without it, `on` with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairFigure {
+    pub off: String,
+    pub on: String,
+    pub rel: String,
+    pub size: (u32, u32),
+    pub x_axis: &'static str,
+}
+
 /// Relative paths (from the sweep folder) of the figures that were written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FigureIndex {
@@ -178,6 +189,8 @@ pub struct FigureIndex {
     pub overlay: Option<String>,
     /// Loss, cost and accuracy curves by setting id.
     pub curves: HashMap<String, CurveFigure>,
+    /// Settings with batch norm beside their twins without, in summary order.
+    pub batch_norm_pairs: Vec<PairFigure>,
     /// Weight montages by run id.
     pub montages: HashMap<String, String>,
     /// Runs with status ok whose montage was not drawn because of `MAX_MONTAGES`.

@@ -14,12 +14,15 @@ use rayon::prelude::*;
 
 use crate::data::CIFAR10_CLASSES;
 use crate::output::contract::{
-    self, FIGURES_DIR, LOSS_KEY, METRICS_CSV, RUNS_DIR, SETTING_COLUMNS, W_NPY,
+    self, BATCH_NORM_KEY, BATCH_NORM_ONLY_KEYS, FIGURES_DIR, LOSS_KEY, METRICS_CSV, RUNS_DIR,
+    SETTING_COLUMNS, W_NPY,
 };
 use crate::output::figures::{
     self, Band, FigureError, IMAGE_LEN, OverlayLine, SettingCurves, XAxis,
 };
-use crate::output::summary::aggregate::{CurveFigure, FigureIndex, Summary};
+use crate::output::summary::aggregate::{
+    CurveFigure, FigureIndex, PairFigure, SettingSummary, Summary,
+};
 use crate::output::summary::error::SummaryError;
 use crate::output::summary::read::{Point, RunCurves, Series, read_curves, read_weights};
 
@@ -124,6 +127,37 @@ pub(crate) fn write_figures(dir: &Path, summary: &Summary) -> Result<FigureIndex
         .map(|(rel, c)| figures::draw_setting_curves(&dir.join(rel), c))
         .collect::<Result<Vec<()>, FigureError>>()?;
 
+    let curves_of: HashMap<&str, &SettingCurves> = overlay_runs
+        .iter()
+        .zip(&curve_jobs)
+        .map(|((s, _), (_, c))| (s.setting_id.as_str(), c))
+        .collect();
+    let pair_jobs: Vec<(PairFigure, [&SettingCurves; 2])> = batch_norm_pairs(&summary.settings)
+        .into_iter()
+        .filter_map(|(off, on)| {
+            let c = [curves_of.get(off)?, curves_of.get(on)?];
+            (c[0].x_axis == c[1].x_axis).then(|| {
+                let fig = PairFigure {
+                    off: off.to_string(),
+                    on: on.to_string(),
+                    rel: contract::batch_norm_png(on),
+                    size: figures::pair_size(),
+                    x_axis: c[0].x_axis.label(),
+                };
+                (fig, [*c[0], *c[1]])
+            })
+        })
+        .collect();
+    pair_jobs
+        .par_iter()
+        .map(|(fig, [off, on])| {
+            let title = format!("{}: without and with batch norm", fig.off);
+            let sides = [("without BN", *off), ("with BN", *on)];
+            figures::draw_pair_curves(&dir.join(&fig.rel), &title, sides)
+        })
+        .collect::<Result<Vec<()>, FigureError>>()?;
+    index.batch_norm_pairs = pair_jobs.into_iter().map(|(fig, _)| fig).collect();
+
     let mut montage_runs: Vec<&str> = summary
         .settings
         .iter()
@@ -188,6 +222,43 @@ fn band_of<'a>(
         .collect();
     let slices: Vec<&[(u32, f64)]> = per_run.iter().map(Vec::as_slice).collect();
     Band::from_runs(&slices)
+}
+
+/// The settings with batch norm, in summary order, each with its twin without: the
+/// setting whose parameters are the same but for `batch_norm = false` and the columns
+/// only batch norm fills (`bn_momentum`, `bn_eps`), as (off, on) setting ids. Folders
+/// written before the column existed have no pairs.
+fn batch_norm_pairs(settings: &[SettingSummary]) -> Vec<(&str, &str)> {
+    let column = |key: &str| SETTING_COLUMNS.iter().position(|c| *c == key);
+    let (Some(bn), Some(only)) = (
+        column(BATCH_NORM_KEY),
+        BATCH_NORM_ONLY_KEYS
+            .map(column)
+            .into_iter()
+            .collect::<Option<Vec<usize>>>(),
+    ) else {
+        return Vec::new();
+    };
+    let switch = |s: &SettingSummary, value: &str| s.params.get(bn).is_some_and(|v| v == value);
+    let twin_key = |s: &SettingSummary| -> Vec<String> {
+        let mut p = s.params.clone();
+        for i in std::iter::once(bn).chain(only.iter().copied()) {
+            if let Some(v) = p.get_mut(i) {
+                v.clear();
+            }
+        }
+        p
+    };
+    let off: HashMap<Vec<String>, &str> = settings
+        .iter()
+        .filter(|s| switch(s, "false"))
+        .map(|s| (twin_key(s), s.setting_id.as_str()))
+        .collect();
+    settings
+        .iter()
+        .filter(|s| switch(s, "true"))
+        .filter_map(|on| Some((*off.get(&twin_key(on))?, on.setting_id.as_str())))
+        .collect()
 }
 
 /// The setting's loss function, for the loss panel's caption; folders written before
@@ -283,6 +354,7 @@ fn remove_stale_figures(fig_dir: &Path, index: &FigureIndex) -> Result<(), Summa
         .iter()
         .chain(index.curves.values().map(|c| &c.rel))
         .chain(index.montages.values())
+        .chain(index.batch_norm_pairs.iter().map(|p| &p.rel))
         .filter_map(|rel| Path::new(rel).file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .collect();

@@ -6,6 +6,7 @@
 //! May import `output::contract`, `summary::read` and `summary::aggregate` (what it
 //! shows) and `summary::plots` (the montage cap it explains).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::output::contract::{Metric, SETTING_COLUMNS};
@@ -120,7 +121,7 @@ pub(crate) fn render(summary: &Summary) -> String {
     let _ = writeln!(
         h,
         "<p class=\"lede\">{} settings, {} planned runs: {} ok, {} diverged, {} failed, {} unfinished. \
-         Softmax classifier on CIFAR-10; final metrics aggregated over seeds.</p>",
+         Final metrics are aggregated over seeds.</p>",
         summary.settings.len(),
         summary.n_planned,
         n_ok,
@@ -146,6 +147,7 @@ pub(crate) fn render(summary: &Summary) -> String {
             url_path(rel)
         );
     }
+    write_batch_norm_pairs(&mut h, summary);
     if let Some(rows) = &summary.gradcheck {
         write_gradcheck(&mut h, rows);
     }
@@ -153,6 +155,57 @@ pub(crate) fn render(summary: &Summary) -> String {
     write_missing(&mut h, summary);
     h.push_str("</body>\n</html>\n");
     h
+}
+
+/// Each setting with batch norm beside its twin without: their test accuracies and one
+/// figure with both settings' curves on the same axes.
+fn write_batch_norm_pairs(h: &mut String, summary: &Summary) {
+    let pairs = &summary.figures.batch_norm_pairs;
+    if pairs.is_empty() {
+        return;
+    }
+    let by_id: HashMap<&str, &SettingSummary> = summary
+        .settings
+        .iter()
+        .map(|s| (s.setting_id.as_str(), s))
+        .collect();
+    h.push_str("<h2 id=\"batch-norm\">With and without batch normalisation</h2>\n");
+    let _ = writeln!(
+        h,
+        "<p>{} settings trained with batch norm, each beside the same setting without it.</p>",
+        pairs.len()
+    );
+    for p in pairs {
+        let (Some(off), Some(on)) = (by_id.get(p.off.as_str()), by_id.get(p.on.as_str())) else {
+            continue;
+        };
+        let link = |s: &SettingSummary| {
+            format!(
+                "<a href=\"#{}\"><code>{}</code></a>",
+                anchor(s),
+                escape(&s.setting_id)
+            )
+        };
+        let _ = writeln!(
+            h,
+            "<section>\n<h3>{}</h3>\n<p>Test accuracy without batch norm {} % (n = {}), with it {} % (n = {}): {} and {}.</p>\n\
+             <figure><img src=\"{}\" alt=\"loss, cost and accuracy of {} without and with batch norm\" width=\"{}\" height=\"{}\" loading=\"lazy\">\
+             <figcaption>Per {}: train (light) and validation (dark), without batch norm in blue and with it in orange; \
+             line: mean over seeds, band: min..max.</figcaption></figure>\n</section>",
+            escape(&off.setting_id),
+            pm(off.stat(Metric::TestAccuracy), 100.0, 2),
+            off.n(),
+            pm(on.stat(Metric::TestAccuracy), 100.0, 2),
+            on.n(),
+            link(off),
+            link(on),
+            url_path(&p.rel),
+            escape(&off.setting_id),
+            p.size.0,
+            p.size.1,
+            p.x_axis,
+        );
+    }
 }
 
 fn write_best(h: &mut String, summary: &Summary) {
