@@ -25,6 +25,8 @@ pub enum Stream {
     Flip,
     /// Which hidden units are dropped, per update.
     Dropout,
+    /// The drawn axis values of the sweep file's grid number `n` (`[search]`).
+    Search(u32),
 }
 
 impl Stream {
@@ -36,6 +38,7 @@ impl Stream {
             Stream::Flip => 3,
             Stream::Dropout => 4,
             Stream::CheckSegment(n) => 1_000 + u64::from(n),
+            Stream::Search(n) => (1 << 32) + u64::from(n),
         }
     }
 }
@@ -52,6 +55,11 @@ pub fn generator(seed: u64, stream: Stream) -> ChaCha20Rng {
 /// A uniform deviate in the open interval (0, 1) with 53 random bits.
 fn open_unit(rng: &mut ChaCha20Rng) -> f64 {
     ((rng.next_u64() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
+}
+
+/// A uniform deviate in the open interval (0, 1).
+pub fn unit(rng: &mut ChaCha20Rng) -> f64 {
+    open_unit(rng)
 }
 
 /// Fills `out` with fair coin flips, one bit of the generator each, 64 per draw.

@@ -876,7 +876,7 @@ fn cases(data: &Path) -> Vec<Case> {
         case(
             "eta is a table",
             train_val("eta = §{ a = 1 }"),
-            &["`train.eta` must be a number > 0"],
+            &["`train.eta` has the unknown key `a`; a drawn axis is one of { log_uniform"],
         ),
         case(
             "eta = 0",
@@ -1052,6 +1052,60 @@ fn cases(data: &Path) -> Vec<Case> {
             "batch norm of the wrong type",
             train_val("hidden = [50]\nbatch_norm = §\"yes\""),
             &["`train.batch_norm` must be true or false, found the string \"yes\""],
+        ),
+        case(
+            "a distribution with low >= high",
+            train_val("lambda = §{ uniform = [0.1, 0.01] }\n[search]\nsamples = 4"),
+            &["`train.lambda` `uniform` needs low < high, found [0.1, 0.01]"],
+        ),
+        case(
+            "a log-uniform bound <= 0",
+            train_val("lambda = §{ log_uniform = [0, 0.1] }\n[search]\nsamples = 4"),
+            &["`train.lambda` `log_uniform` needs bounds > 0"],
+        ),
+        case(
+            "an unknown distribution",
+            train_val("eta = §{ normal = [0.01, 0.1] }\n[search]\nsamples = 4"),
+            &["`train.eta` has the unknown key `normal`"],
+        ),
+        case(
+            "a distribution bound the axis refuses",
+            train_val("eta = §{ uniform = [0, 0.1] }\n[search]\nsamples = 4"),
+            &["`train.eta` `uniform` bound 0.0: must be a number > 0, found 0"],
+        ),
+        case(
+            "a float distribution on a whole-number axis",
+            train_val("batch_size = §{ uniform = [50, 200] }\n[search]\nsamples = 4"),
+            &["`train.batch_size` takes whole numbers; draw it with int_uniform, not uniform"],
+        ),
+        case(
+            "drawn seeds",
+            train_val("seed = §{ int_uniform = [1, 9] }\n[search]\nsamples = 4"),
+            &["`train.seed` cannot be drawn"],
+        ),
+        case(
+            "a distribution without samples",
+            train_val("lambda = §{ log_uniform = [1e-5, 0.1] }"),
+            &[
+                "`train.lambda` is a distribution; say how many draws to make with [search] samples = N",
+            ],
+        ),
+        case(
+            "samples without a distribution",
+            train_val("lambda = [0.1]\n[search]\nsamples = §4"),
+            &["`search.samples` draws distribution axes, but no axis is one"],
+        ),
+        case(
+            "zero samples",
+            train_val("lambda = { log_uniform = [1e-5, 0.1] }\n[search]\nsamples = §0"),
+            &["`search.samples` must be a whole number from 1 to 1000000, found 0"],
+        ),
+        case(
+            "a logspace of no values",
+            train_val("lambda = §{ logspace = [-5, -1, 0] }"),
+            &[
+                "`train.lambda` `logspace` = [start, stop, n] takes n from 1 to 10000, found integer 0",
+            ],
         ),
         case(
             "flip on data that is not images",

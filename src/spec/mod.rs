@@ -6,11 +6,13 @@
 //! checks every value once and reports the first problem as `file:line:column: key ...`
 //! with what is allowed. Nothing downstream re-validates.
 //!
-//! The first stage: imports no other module of the crate. `values` (errors and value
-//! checks) is the leaf that `axes` (the axis table) and `data` (the `[data]` section) use.
+//! The first stage: imports no other module of the crate but the leaf `rng` (the draws of
+//! distribution axes). `values` (errors and value checks) is the leaf that `axes` (the
+//! axis table), `data` (the `[data]` section) and `search` (drawn axes) use.
 
 mod axes;
 mod data;
+mod search;
 mod values;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +29,8 @@ pub use axes::{
 pub(crate) use data::MAX_CLASSES;
 pub use data::{DataFormat, DataSpec, Source, ValSource, is_python_dir};
 use data::{RawData, data_section};
+use search::{AxisTable, MAX_SAMPLES, axis_table};
+pub use search::{Dist, SearchSpec};
 pub use values::SpecError;
 use values::{Ctx, describe, float_in, int_in, string};
 
@@ -43,6 +47,9 @@ pub struct Grid {
     pub axes: Vec<Axis>,
     /// Where each axis the file gives is written: its byte span and key (`grid.eta`).
     pub given: Vec<(AxisName, std::ops::Range<usize>, String)>,
+    /// The axes drawn from a distribution. After [`parse`], such a grid is one draw: each
+    /// drawn axis holds the single value drawn.
+    pub drawn: Vec<(AxisName, Dist)>,
 }
 
 /// A checked sweep file.
@@ -58,6 +65,7 @@ pub struct ValidSpec {
     pub data: DataSpec,
     pub grids: Vec<Grid>,
     pub gradcheck: Option<CheckSpec>,
+    pub search: Option<SearchSpec>,
 }
 
 impl ValidSpec {
@@ -136,6 +144,15 @@ struct RawSpec {
     train: Option<RawAxes>,
     grid: Option<Vec<Spanned<RawAxes>>>,
     gradcheck: Option<Spanned<RawCheck>>,
+    search: Option<Spanned<RawSearch>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSearch {
+    samples: Option<Spanned<Value>>,
+    seed: Option<Spanned<Value>>,
+    refined_from: Option<Spanned<Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,6 +220,12 @@ pub fn parse(path: &Path, text: &str, data_dir: Option<&Path>) -> Result<ValidSp
             .map(|g| grid(&cx, &train, Some(g)))
             .collect::<Result<_, _>>()?,
     };
+    let search = raw
+        .search
+        .as_ref()
+        .map(|s| search_section(&cx, s))
+        .transpose()?;
+    let grids = draw(&cx, grids, search.as_ref(), raw.search.as_ref())?;
     let gradcheck = raw
         .gradcheck
         .as_ref()
@@ -218,7 +241,106 @@ pub fn parse(path: &Path, text: &str, data_dir: Option<&Path>) -> Result<ValidSp
         data,
         grids,
         gradcheck,
+        search,
     })
+}
+
+fn search_section(cx: &Ctx, s: &Spanned<RawSearch>) -> Result<SearchSpec, SpecError> {
+    let raw = s.get_ref();
+    let Some(samples) = &raw.samples else {
+        return Err(cx.err(
+            s.span(),
+            "search",
+            "needs samples = N, the number of draws of the distribution axes",
+        ));
+    };
+    Ok(SearchSpec {
+        samples: cx.single(samples, "search.samples", |v| {
+            int_in(
+                v,
+                &format!("a whole number from 1 to {MAX_SAMPLES}"),
+                1,
+                MAX_SAMPLES,
+            )
+        })? as u32,
+        seed: raw.seed.as_ref().map_or(Ok(0), |v| {
+            cx.single(v, "search.seed", |v| {
+                int_in(v, "a whole number >= 0", 0, i64::MAX)
+            })
+        })?,
+        refined_from: raw
+            .refined_from
+            .as_ref()
+            .map(|v| cx.single(v, "search.refined_from", string))
+            .transpose()?,
+    })
+}
+
+/// Replaces each grid with distribution axes by `[search] samples` grids, one per draw,
+/// each drawn axis holding its drawn value (checked as if written in the file). Draws of
+/// grid `g` come from stream `g` of the search seed, draw by draw, each draw's axes in
+/// expansion order.
+fn draw(
+    cx: &Ctx,
+    grids: Vec<Grid>,
+    search: Option<&SearchSpec>,
+    raw: Option<&Spanned<RawSearch>>,
+) -> Result<Vec<Grid>, SpecError> {
+    let first_drawn = grids.iter().find_map(|g| {
+        let (name, _) = g.drawn.first()?;
+        g.given.iter().find(|(n, ..)| n == name)
+    });
+    let search = match (search, first_drawn) {
+        (None, None) => return Ok(grids),
+        (None, Some((_, span, key))) => {
+            return Err(cx.err(
+                span.clone(),
+                key,
+                "is a distribution; say how many draws to make with [search] samples = N",
+            ));
+        }
+        (Some(_), None) => {
+            let span = raw
+                .and_then(|r| r.get_ref().samples.as_ref())
+                .map_or(0..0, |v| v.span());
+            return Err(cx.err(
+                span,
+                "search.samples",
+                "draws distribution axes, but no axis is one; write e.g.                  lambda = { log_uniform = [1e-5, 1e-1] }, or remove [search]",
+            ));
+        }
+        (Some(s), Some(_)) => s,
+    };
+    let mut out = Vec::new();
+    for (g, grid) in grids.into_iter().enumerate() {
+        if grid.drawn.is_empty() {
+            out.push(grid);
+            continue;
+        }
+        let mut rng = crate::rng::generator(search.seed, crate::rng::Stream::Search(g as u32));
+        for _ in 0..search.samples {
+            let mut one = grid.clone();
+            for (name, dist) in &grid.drawn {
+                let value = dist.draw(&mut rng);
+                let (_, span, key) = grid
+                    .given
+                    .iter()
+                    .find(|(n, ..)| n == name)
+                    .expect("invariant broken: a drawn axis is given in the file");
+                let checked = (name.def().check)(&value)
+                    .map_err(|m| cx.err(span.clone(), key, format!("draws {value}, which {m}")))?;
+                let axis = one
+                    .axes
+                    .iter_mut()
+                    .find(|a| a.name == *name)
+                    .expect("invariant broken: a drawn axis is an axis");
+                axis.values = vec![checked];
+            }
+            combinations(cx, &one.axes, &one.given)?;
+            out.push(one);
+        }
+    }
+    Ok(out)
 }
 
 fn grid(cx: &Ctx, train: &RawAxes, over: Option<&Spanned<RawAxes>>) -> Result<Grid, SpecError> {
@@ -237,6 +359,7 @@ fn grid(cx: &Ctx, train: &RawAxes, over: Option<&Spanned<RawAxes>>) -> Result<Gr
     declared.sort_by_key(|&(pos, name, _, _)| (name == AxisName::Seed, pos));
     let mut axes = Vec::new();
     let mut given = Vec::new();
+    let mut drawn = Vec::new();
     for (_, name, v, section) in declared {
         let key = format!("{section}.{}", name.key());
         let def = name.def();
@@ -245,10 +368,26 @@ fn grid(cx: &Ctx, train: &RawAxes, over: Option<&Spanned<RawAxes>>) -> Result<Gr
                 Value::Array(items) => !items.first().is_some_and(Value::is_array),
                 _ => true,
             };
-        let values = if one_list {
-            vec![cx.single(v, &key, def.check)?]
-        } else {
-            cx.list(v, &key, def.check)?
+        let values = match v.get_ref() {
+            Value::Table(t) => {
+                let table = axis_table(t).map_err(|m| cx.err(v.span(), &key, m))?;
+                match table {
+                    AxisTable::Values(list) => list
+                        .iter()
+                        .map(|x| {
+                            (def.check)(x).map_err(|m| {
+                                cx.err(v.span(), &key, format!("gives {x}, which {m}"))
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                    AxisTable::Draw(dist) => {
+                        drawn.push((name, dist));
+                        vec![drawable(cx, name, dist, v.span(), &key)?]
+                    }
+                }
+            }
+            _ if one_list => vec![cx.single(v, &key, def.check)?],
+            _ => cx.list(v, &key, def.check)?,
         };
         given.push((name, v.span(), key));
         axes.push(Axis { name, values });
@@ -270,7 +409,50 @@ fn grid(cx: &Ctx, train: &RawAxes, over: Option<&Spanned<RawAxes>>) -> Result<Gr
         }
     }
     combinations(cx, &axes, &given)?;
-    Ok(Grid { axes, given })
+    Ok(Grid { axes, given, drawn })
+}
+
+/// Checks that axis `name` can be drawn from `dist`: it is not the seed (seeds are
+/// listed), and both bounds are values the axis takes. Returns the low bound, which
+/// stands for the axis until the draws replace it.
+fn drawable(
+    cx: &Ctx,
+    name: AxisName,
+    dist: Dist,
+    span: std::ops::Range<usize>,
+    key: &str,
+) -> Result<AxisValue, SpecError> {
+    if name == AxisName::Seed {
+        return Err(cx.err(
+            span,
+            key,
+            "cannot be drawn; list the seeds, e.g. seed = [1, 2, 3]",
+        ));
+    }
+    let check = name.def().check;
+    let [low, high] = dist.bounds();
+    let whole = matches!(low, Value::Integer(_));
+    let takes_whole_only = check(&Value::Integer(1)).is_ok() && check(&Value::Float(0.5)).is_err();
+    if !whole && takes_whole_only {
+        return Err(cx.err(
+            span,
+            key,
+            format!(
+                "takes whole numbers; draw it with int_uniform, not {}",
+                dist.key()
+            ),
+        ));
+    }
+    for bound in [&low, &high] {
+        check(bound).map_err(|m| {
+            cx.err(
+                span.clone(),
+                key,
+                format!("`{}` bound {bound}: {m}", dist.key()),
+            )
+        })?;
+    }
+    Ok(check(&low).expect("checked above"))
 }
 
 /// Refuses keys that no run of a grid can use (a `cycles` where no run is cyclic,
