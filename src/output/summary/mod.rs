@@ -51,6 +51,20 @@ impl Default for SummaryOptions {
 /// `<dir>/figures/*.png` and `<dir>/report.html`, each under a temporary name renamed
 /// into place.
 pub fn summarize_sweep(dir: &Path, opts: &SummaryOptions) -> Result<Summary, SummaryError> {
+    let mut summary = read_summary(dir)?;
+    write(
+        &dir.join(SUMMARY_CSV),
+        summary.render(TableFormat::Csv).as_bytes(),
+    )?;
+    if opts.figures {
+        summary.figures = plots::write_figures(dir, &summary)?;
+        write(&dir.join(REPORT_HTML), report::render(&summary).as_bytes())?;
+    }
+    Ok(summary)
+}
+
+/// The summary of one sweep folder, from its tables, writing nothing (no figures).
+pub fn read_summary(dir: &Path) -> Result<Summary, SummaryError> {
     let plan = contract::read_plan(&dir.join(PLAN_CSV))?;
     let results = read::read_results(&dir.join(RESULTS_CSV))?;
     let name = dir
@@ -69,14 +83,6 @@ pub fn summarize_sweep(dir: &Path, opts: &SummaryOptions) -> Result<Summary, Sum
     let gradcheck_path = dir.join(GRADCHECK_CSV);
     if gradcheck_path.is_file() {
         summary.gradcheck = Some(read::read_gradcheck(&gradcheck_path)?);
-    }
-    write(
-        &dir.join(SUMMARY_CSV),
-        summary.render(TableFormat::Csv).as_bytes(),
-    )?;
-    if opts.figures {
-        summary.figures = plots::write_figures(dir, &summary)?;
-        write(&dir.join(REPORT_HTML), report::render(&summary).as_bytes())?;
     }
     Ok(summary)
 }
