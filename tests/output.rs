@@ -30,6 +30,16 @@ fn run_ok(spec: &Path, out: &Path) {
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
 }
 
+/// `sweep summarize dir`, which must succeed; its output.
+fn summarize_ok(dir: &Path) -> Output {
+    let out = sweep()
+        .args(["summarize", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    out
+}
+
 /// Trains and summarizes an npy sweep of 32 features and `classes` classes (2 settings x
 /// 2 seeds) in `tmp`; returns the sweep folder and the data folder.
 fn narrow_sweep(tmp: &Path, classes: usize) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -61,11 +71,7 @@ fn an_npy_sweep_of_32_features_summarizes_and_the_report_says_why_it_has_no_mont
     let w = npy_header(&dir.join("runs/lambda=0_eta=0.01_batch=20_epochs=3_seed=1/W.npy"));
     assert_eq!(w.shape, [10, 32]);
 
-    let summarize = sweep()
-        .args(["summarize", dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(summarize.status.code(), Some(0), "{}", stderr(&summarize));
+    let summarize = summarize_ok(&dir);
     let table = String::from_utf8(summarize.stdout).unwrap();
     assert!(
         table.contains("lambda=0_eta=0.01_batch=20_epochs=3"),
@@ -102,11 +108,7 @@ fn three_classes_train_to_a_3_row_model_whose_saved_weights_give_the_reported_ac
     use ndarray_npy::ReadNpyExt;
     let tmp = tempfile::tempdir().unwrap();
     let (dir, data) = narrow_sweep(tmp.path(), 3);
-    let summarize = sweep()
-        .args(["summarize", dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(summarize.status.code(), Some(0), "{}", stderr(&summarize));
+    summarize_ok(&dir);
     let html = fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("its W is 3 × 32"), "the report names K = 3");
 
@@ -300,11 +302,7 @@ fn a_cyclic_network_is_drawn_against_update_steps_with_its_rate_and_units() {
     let out = tmp.path().join("out");
     run_ok(&spec, &out);
     let dir = out.join("net");
-    let summarize = sweep()
-        .args(["summarize", dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(summarize.status.code(), Some(0), "{}", stderr(&summarize));
+    summarize_ok(&dir);
 
     let figures = dir.join("figures");
     let net_setting = "lambda=0.01_batch=100_hidden=12_init=xavier_cyclic_max=0.05_ns=15_eval=5";
@@ -369,11 +367,7 @@ fn batch_norm_settings_are_drawn_beside_their_twins_without_it() {
     let out = tmp.path().join("out");
     run_ok(&spec, &out);
     let dir = out.join("pairs");
-    let summarize = sweep()
-        .args(["summarize", dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(summarize.status.code(), Some(0), "{}", stderr(&summarize));
+    summarize_ok(&dir);
 
     let figures = dir.join("figures");
     let mut pairs: Vec<String> = visible_names(&figures)
