@@ -277,18 +277,29 @@ pub fn run(
         .map(|(i, r)| (r.id.clone(), i))
         .collect();
     outcomes.sort_by_key(|o| order[&o.run.id]);
-    dir.with_lock(|| -> Result<(), AppError> {
-        dir.rebuild_tables()?;
-        if opts.summarize {
-            let s = summary::summarize_sweep(dir.root(), &SummaryOptions::default())?;
-            info!(
-                "summary: {} settings; report {}",
-                s.settings.len(),
-                dir.root().join("report.html").display()
-            );
-        }
-        Ok(())
-    })??;
+    // A shard (a Slurm array task) leaves the sweep-level tables and the summary to
+    // `sweep summarize` (the array's summary job): rebuilding them reads every run of
+    // the sweep, so a task would cost as much as the whole sweep's tables, not as much
+    // as the runs it trained.
+    if shard.count() > 1 {
+        info!(
+            "shard {shard}: run folders written; `sweep summarize {}` builds the sweep's tables once every shard has run",
+            dir.root().display()
+        );
+    } else {
+        dir.with_lock(|| -> Result<(), AppError> {
+            dir.rebuild_tables()?;
+            if opts.summarize {
+                let s = summary::summarize_sweep(dir.root(), &SummaryOptions::default())?;
+                info!(
+                    "summary: {} settings; report {}",
+                    s.settings.len(),
+                    dir.root().join("report.html").display()
+                );
+            }
+            Ok(())
+        })??;
+    }
     let stats = RunStats::from_outcomes(&outcomes);
     for o in &outcomes {
         match &o.result {

@@ -616,6 +616,40 @@ fn one_and_two_workers_write_identical_outputs() {
 }
 
 #[test]
+fn shards_leave_the_tables_to_summarize_which_matches_an_unsharded_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write_sample_spec(tmp.path(), "det.toml", "det", DETERMINISM);
+    let (whole, sharded) = (tmp.path().join("whole"), tmp.path().join("sharded"));
+    run_ok(&spec, &whole, &[]);
+    for shard in ["0/2", "1/2"] {
+        let log = run_ok(&spec, &sharded, &["--shard", shard]);
+        assert!(
+            log.contains("sweep summarize"),
+            "shard {shard} says who builds the tables:\n{log}"
+        );
+        for table in ["metrics.csv", "results.csv"] {
+            assert!(
+                !sharded.join("det").join(table).exists(),
+                "shard {shard} wrote the sweep-level {table}"
+            );
+        }
+    }
+    sweep()
+        .args(["summarize", "--no-figures"])
+        .arg(sharded.join("det"))
+        .assert()
+        .success();
+    for table in ["metrics.csv", "results.csv"] {
+        let read = |out: &Path| Table::read(&out.join("det").join(table)).without("seconds");
+        assert_eq!(
+            read(&sharded),
+            read(&whole),
+            "{table} after two shards and summarize differs from one whole run"
+        );
+    }
+}
+
+#[test]
 fn a_run_trained_fused_matches_the_same_run_trained_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let base = "[train]\nepochs = 2\nbatch_size = 100\nseed = 1\nlambda = 0.0\n";
