@@ -48,6 +48,8 @@ pub enum AppError {
     Check(#[from] CheckError),
     #[error(transparent)]
     Summary(#[from] SummaryError),
+    #[error(transparent)]
+    Refine(#[from] crate::refine::RefineError),
     #[error(
         "{spec}: run {run_id} has batch_size = {batch_size} but the training split has only {train} examples; \
          use a batch size from 1 to {train}"
@@ -205,7 +207,7 @@ pub fn run(
     let fingerprint = data.fingerprint();
     let dir = SweepDir::new(&opts.out, &spec.name);
     ensure_dir(dir.root())?;
-    dir.prepare(&spec.text, plan)?;
+    dir.prepare(spec, plan)?;
     if shard.count() > 1 {
         info!(
             "shard {}: {} of the {} planned runs",
@@ -343,6 +345,19 @@ pub fn summarize(
         out.push((s, summary));
     }
     Ok(out)
+}
+
+/// `sweep refine`: brings the sweep folder's tables up to date (a sharded sweep leaves
+/// them to `sweep summarize`), then writes the refined sweep file.
+pub fn refine(
+    dir: &Path,
+    opts: &crate::refine::RefineOptions,
+) -> Result<crate::refine::Refined, AppError> {
+    if dir.join(crate::output::contract::PLAN_CSV).is_file() {
+        let sweep = SweepDir::open(dir);
+        sweep.with_lock(|| sweep.rebuild_tables())??;
+    }
+    Ok(crate::refine::refine(dir, opts)?)
 }
 
 /// `dir` itself if it is a sweep folder (has `plan.csv`), else its sweep subfolders.

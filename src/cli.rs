@@ -39,6 +39,18 @@ pub enum Command {
     ///
     /// Example: sweep summarize out/sample --format markdown
     Summarize(SummarizeArgs),
+    /// Write a finer sweep file from a finished search: each distribution axis narrowed
+    /// to the span of the best settings.
+    ///
+    /// DIR is the coarse sweep's output folder. Each distribution (log_uniform, uniform,
+    /// int_uniform) gets the range from the smallest to the largest value of the top K
+    /// settings (by the mean over seeds of --metric; in log space for log_uniform),
+    /// widened by a quarter of that span on each side (at least a twentieth of the old
+    /// range) and clipped to the old bounds. Everything else is kept; the new file is
+    /// named <name>-fine and records [search] refined_from.
+    ///
+    /// Example: sweep refine out/lab2-search --top 3 && sweep run sweeps/lab2-search-fine.toml
+    Refine(RefineArgs),
     /// Get and check datasets.
     #[command(subcommand)]
     Data(DataCommand),
@@ -145,6 +157,37 @@ pub struct RunArgs {
     /// Run only the sweep file's [gradcheck], train nothing.
     #[arg(long)]
     pub gradcheck_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RefineArgs {
+    /// The coarse sweep's output folder (out/<name>).
+    pub dir: PathBuf,
+    /// How many of the best settings span the new ranges.
+    #[arg(long)]
+    pub top: usize,
+    /// What ranks the settings: val_accuracy (the higher the better), val_cost or
+    /// val_loss (the lower the better); the mean over seeds.
+    #[arg(long, default_value = "val_accuracy")]
+    pub metric: sweep::spec::Objective,
+    /// Draws of the fine search ([search] samples) [default: the coarse sweep's].
+    #[arg(long)]
+    pub samples: Option<u32>,
+    /// Where to write the new sweep file [default: <name>-fine.toml next to the coarse
+    /// sweep file]. An existing file is never overwritten.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl RefineArgs {
+    pub fn options(&self) -> sweep::refine::RefineOptions {
+        sweep::refine::RefineOptions {
+            top: self.top,
+            metric: self.metric,
+            samples: self.samples,
+            out: self.out.clone(),
+        }
+    }
 }
 
 /// Output format of tables printed to stdout.

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, DataCommand, RunArgs, SlurmArgs, SummarizeArgs};
+use cli::{Cli, Command, DataCommand, RefineArgs, RunArgs, SlurmArgs, SummarizeArgs};
 use sweep::app::{self, Planned};
 use sweep::data::fetch;
 use sweep::error::Outcome;
@@ -23,6 +23,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Summarize(args) => summarize(args),
+        Command::Refine(args) => refine(args),
         Command::Data(command) => data(command),
         Command::Slurm(args) => slurm(args),
     };
@@ -114,6 +115,24 @@ fn summarize(args: SummarizeArgs) -> anyhow::Result<Outcome> {
         }
     }
     emit(&out)?;
+    Ok(Outcome::Success)
+}
+
+fn refine(args: RefineArgs) -> anyhow::Result<Outcome> {
+    let refined = app::refine(&args.dir, &args.options())?;
+    let mut out = format!("{}\n", refined.path.display());
+    for n in &refined.narrowed {
+        out.push_str(&format!("  {}\n", n.describe()));
+    }
+    emit(&out)?;
+    tracing::info!(
+        "wrote sweep {:?} from the top {} of {} settings by {}; run it with: sweep run {}",
+        refined.name,
+        args.top,
+        refined.ranked,
+        args.metric.key(),
+        refined.path.display()
+    );
     Ok(Outcome::Success)
 }
 

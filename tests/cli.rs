@@ -211,6 +211,7 @@ fn small_sweep_writes_the_contract_layout() {
             "gradcheck.csv",
             "gradcheck.json",
             "metrics.csv",
+            "origin.json",
             "plan.csv",
             "results.csv",
             "runs",
@@ -220,6 +221,16 @@ fn small_sweep_writes_the_contract_layout() {
     assert_eq!(
         fs::read(root.join("sweep.toml")).unwrap(),
         fs::read(&spec).unwrap()
+    );
+    let origin: serde_json::Value =
+        serde_json::from_slice(&fs::read(root.join("origin.json")).unwrap()).unwrap();
+    assert_eq!(
+        origin["spec"],
+        spec.canonicalize().unwrap().to_str().unwrap()
+    );
+    assert_eq!(
+        origin["data_dir"],
+        sample_dir().canonicalize().unwrap().to_str().unwrap()
     );
 
     let plan = Table::read(&root.join("plan.csv"));
@@ -730,12 +741,13 @@ eta = [0.01, 0.001]
 
 #[test]
 fn help_texts_exit_0_and_mention_every_flag() {
-    let cases: [(&[&str], &[&str]); 3] = [
+    let cases: [(&[&str], &[&str]); 4] = [
         (
             &["--help"],
             &[
                 "run",
                 "summarize",
+                "refine",
                 "data",
                 "slurm",
                 "--verbose",
@@ -761,6 +773,10 @@ fn help_texts_exit_0_and_mention_every_flag() {
                 "--quiet",
                 "--help",
             ],
+        ),
+        (
+            &["refine", "--help"],
+            &["<DIR>", "--top", "--metric", "--samples", "--out", "--help"],
         ),
         (
             &["summarize", "--help"],

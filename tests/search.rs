@@ -110,3 +110,303 @@ fn random_search_plans_the_same_draws_everywhere_and_trains_them() {
         assert_eq!(status, "ok");
     }
 }
+
+/// A coarse search over three distributions with a relative data folder, a comment to
+/// keep and a gradient check the fine search drops.
+const COARSE: &str = "name = \"coarse\"\n\
+    [data]\nformat = \"cifar10-bin\"\ndir = \"../data\"\n\
+    train = [\"data_batch_1.bin\"]\nval = [\"data_batch_2.bin\"]\n\
+    [train]\nepochs = 2\nseed = [1, 2]\n\
+    [[grid]]\n\
+    lambda = { log_uniform = [1e-4, 1e-1] }   # the lab's range\n\
+    eta = { uniform = [0.005, 0.05] }\n\
+    batch_size = { int_uniform = [50, 200] }\n\
+    [search]\nsamples = 8\nseed = 5\n\
+    [gradcheck]\nbatch_sizes = [2]\nlambda = [0.0]\ndims = 5\n";
+
+/// `tmp/sweeps/coarse.toml` reading the sample data through `tmp/data`, run into
+/// `tmp/out`; returns the sweeps folder.
+fn coarse_sweep(tmp: &Path) -> std::path::PathBuf {
+    let sweeps = tmp.join("sweeps");
+    std::fs::create_dir_all(&sweeps).unwrap();
+    std::os::unix::fs::symlink(common::sample_dir(), tmp.join("data")).unwrap();
+    std::fs::write(sweeps.join("coarse.toml"), COARSE).unwrap();
+    ok(sweep()
+        .args(["run", "--no-summary", "--out"])
+        .arg(tmp.join("out"))
+        .arg(sweeps.join("coarse.toml")));
+    sweeps
+}
+
+/// Runs `cmd`, asserts exit 0 and returns stdout.
+fn ok(cmd: &mut assert_cmd::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `cmd`, asserts exit 2 and returns stderr.
+fn refused(cmd: &mut assert_cmd::Command) -> String {
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
+/// The settings of `results.csv` by mean validation accuracy over seeds, best first,
+/// ties by setting id, computed here from the per-run rows.
+fn ranked(results: &Table) -> Vec<(String, [f64; 3])> {
+    let mut by: std::collections::BTreeMap<String, ([f64; 3], Vec<f64>)> = Default::default();
+    for row in &results.rows {
+        let id = &row[results.col("run_id")];
+        let setting = id[..id.rfind("_seed=").unwrap()].to_string();
+        let v = |c: &str| row[results.col(c)].parse::<f64>().unwrap();
+        by.entry(setting)
+            .or_insert(([v("lambda"), v("eta"), v("batch_size")], Vec::new()))
+            .1
+            .push(v("val_accuracy"));
+    }
+    let mut out: Vec<(String, [f64; 3], f64)> = by
+        .into_iter()
+        .map(|(id, (p, accs))| {
+            let mean = accs.iter().sum::<f64>() / accs.len() as f64;
+            (id, p, mean)
+        })
+        .collect();
+    out.sort_by(|a, b| b.2.partial_cmp(&a.2).unwrap().then(a.0.cmp(&b.0)));
+    out.into_iter().map(|(id, p, _)| (id, p)).collect()
+}
+
+fn bounds(doc: &toml::Table, key: &str, dist: &str) -> [f64; 2] {
+    let b = doc["grid"].as_array().unwrap()[0][key][dist]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} is not {dist}: {doc}"))
+        .iter()
+        .map(|v| v.as_float().or(v.as_integer().map(|i| i as f64)).unwrap())
+        .collect::<Vec<_>>();
+    [b[0], b[1]]
+}
+
+/// `sweep refine --top 3` narrows each distribution to the span of the three best
+/// settings widened by the documented margin (a quarter of the span, at least a twentieth
+/// of the old range, log10 for log_uniform, rounded outward), keeps the rest of the file,
+/// and the fine sweep runs inside the new bounds.
+#[test]
+fn refine_narrows_each_distribution_around_the_top_settings_and_the_fine_sweep_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sweeps = coarse_sweep(tmp.path());
+    let coarse = tmp.path().join("out/coarse");
+    let stdout = ok(sweep().args(["refine", "--top", "3"]).arg(&coarse));
+    let fine_path = sweeps.join("coarse-fine.toml");
+    assert_eq!(stdout.lines().next().unwrap(), fine_path.to_str().unwrap());
+    let text = std::fs::read_to_string(&fine_path).unwrap();
+    let fine: toml::Table = text.parse().unwrap();
+    assert_eq!(fine["name"].as_str(), Some("coarse-fine"));
+    assert_eq!(
+        fine["search"]["refined_from"].as_str().unwrap(),
+        coarse.canonicalize().unwrap().to_str().unwrap()
+    );
+    assert_eq!(fine["search"]["samples"].as_integer(), Some(8));
+    assert_eq!(
+        fine["data"]["dir"].as_str(),
+        Some("../data"),
+        "same folder: kept"
+    );
+    assert!(!fine.contains_key("gradcheck"), "{text}");
+    assert!(
+        text.contains("# the lab's range"),
+        "comments are kept:\n{text}"
+    );
+    assert!(
+        text.starts_with("# Refined by `sweep refine` from "),
+        "{text}"
+    );
+
+    let top: Vec<[f64; 3]> = ranked(&Table::read(&coarse.join("results.csv")))
+        .into_iter()
+        .take(3)
+        .map(|(_, p)| p)
+        .collect();
+    let axes = [
+        ("lambda", "log_uniform", [1e-4, 1e-1], true),
+        ("eta", "uniform", [0.005, 0.05], false),
+        ("batch_size", "int_uniform", [50.0, 200.0], false),
+    ];
+    for (i, (key, dist, old, log)) in axes.into_iter().enumerate() {
+        let new = bounds(&fine, key, dist);
+        let f = |x: f64| if log { x.log10() } else { x };
+        let (lo, hi) = top
+            .iter()
+            .map(|p| p[i])
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            });
+        let pad = ((f(hi) - f(lo)) / 4.0).max((f(old[1]) - f(old[0])) / 20.0);
+        assert!(
+            old[0] <= new[0] && new[0] < new[1] && new[1] <= old[1],
+            "{key} {new:?}"
+        );
+        // Outward rounding (three digits, or whole numbers) moves a bound by at most 1 %
+        // of its value, or by 1 for an int.
+        let slack = |x: f64| {
+            if dist == "int_uniform" {
+                1.0
+            } else {
+                f(x * 1.01) - f(x)
+            }
+        };
+        let want_lo = (f(lo) - pad).max(f(old[0]));
+        let want_hi = (f(hi) + pad).min(f(old[1]));
+        assert!(
+            f(new[0]) <= want_lo + 1e-12 && f(new[0]) >= want_lo - slack(new[0]),
+            "{key}: low {} for top {top:?}, want ~{want_lo}",
+            new[0]
+        );
+        assert!(
+            f(new[1]) >= want_hi - 1e-12 && f(new[1]) <= want_hi + slack(new[1]),
+            "{key}: high {} for top {top:?}, want ~{want_hi}",
+            new[1]
+        );
+    }
+
+    let out = tmp.path().join("out");
+    ok(sweep()
+        .args(["run", "--no-summary", "--out"])
+        .arg(&out)
+        .arg(&fine_path));
+    let results = Table::read(&out.join("coarse-fine/results.csv"));
+    assert_eq!(results.rows.len(), 16, "8 draws x 2 seeds");
+    for (i, (key, dist, ..)) in axes.into_iter().enumerate() {
+        let [lo, hi] = bounds(&fine, key, dist);
+        for v in results.column(key) {
+            let v: f64 = v.parse().unwrap();
+            assert!(lo <= v && v <= hi, "{key} = {v} outside [{lo}, {hi}] ({i})");
+        }
+    }
+
+    // Elsewhere, with fewer samples: the data folder is written as an absolute path.
+    std::fs::create_dir_all(tmp.path().join("elsewhere/deeper")).unwrap();
+    let other = tmp.path().join("elsewhere/deeper/f.toml");
+    ok(sweep()
+        .args([
+            "refine",
+            "--top",
+            "2",
+            "--samples",
+            "3",
+            "--metric",
+            "val_cost",
+            "--out",
+        ])
+        .arg(&other)
+        .arg(&coarse));
+    let f: toml::Table = std::fs::read_to_string(&other).unwrap().parse().unwrap();
+    assert_eq!(f["search"]["samples"].as_integer(), Some(3));
+    assert_eq!(
+        f["data"]["dir"].as_str().unwrap(),
+        common::sample_dir()
+            .canonicalize()
+            .unwrap()
+            .to_str()
+            .unwrap()
+    );
+    let plan = ok(sweep().args(["run", "--dry-run"]).arg(&other));
+    assert_eq!(plan.lines().count(), 1 + 6, "3 draws x 2 seeds");
+}
+
+/// Each refusal exits 2, names the problem and writes no sweep file.
+#[test]
+fn refine_refusals_exit_2_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sweeps = coarse_sweep(tmp.path());
+    let coarse = tmp.path().join("out/coarse");
+    let files = || -> Vec<_> {
+        let mut v: Vec<_> = std::fs::read_dir(&sweeps)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = files();
+    let refine = |args: &[&str], dir: &Path| {
+        let mut c = sweep();
+        c.arg("refine").args(args).arg(dir);
+        c
+    };
+    let cases: Vec<(&[&str], std::path::PathBuf, &str)> = vec![
+        (
+            &["--top", "9"],
+            coarse.clone(),
+            "--top 9 asks for more settings than",
+        ),
+        (&["--top", "0"], coarse.clone(), "--top must be at least 1"),
+        (
+            &["--top", "2", "--metric", "val_acc"],
+            coarse.clone(),
+            "val_accuracy",
+        ),
+        (
+            &["--top", "2"],
+            tmp.path().join("sweeps"),
+            "not a sweep output folder",
+        ),
+    ];
+    for (args, dir, expect) in cases {
+        let err = refused(&mut refine(args, &dir));
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert_eq!(files(), before, "{args:?} wrote a file");
+    }
+
+    // An existing file is not overwritten.
+    let taken = sweeps.join("taken.toml");
+    std::fs::write(&taken, "keep me").unwrap();
+    let err = refused(&mut refine(
+        &["--top", "2", "--out", taken.to_str().unwrap()],
+        &coarse,
+    ));
+    assert!(
+        err.contains("exists; refine will not overwrite it"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&taken).unwrap(), "keep me");
+
+    // No finished run: only the gradient check ran.
+    let text = COARSE.replace("name = \"coarse\"", "name = \"unrun\"");
+    std::fs::write(sweeps.join("unrun.toml"), text).unwrap();
+    ok(sweep()
+        .args(["run", "--gradcheck-only", "--out"])
+        .arg(tmp.path().join("out"))
+        .arg(sweeps.join("unrun.toml")));
+    let err = refused(&mut refine(&["--top", "1"], &tmp.path().join("out/unrun")));
+    assert!(
+        err.contains("has no finished run of grid[0].lambda"),
+        "{err}"
+    );
+
+    // A grid has nothing to narrow.
+    let grid = "name = \"grid\"\n[data]\ndir = \"../data\"\ntrain = [\"data_batch_1.bin\"]\n\
+        val = [\"data_batch_2.bin\"]\n[train]\nepochs = 1\nlambda = [0.0, 0.1]\n";
+    std::fs::write(sweeps.join("grid.toml"), grid).unwrap();
+    ok(sweep()
+        .args(["run", "--no-summary", "--out"])
+        .arg(tmp.path().join("out"))
+        .arg(sweeps.join("grid.toml")));
+    let err = refused(&mut refine(&["--top", "1"], &tmp.path().join("out/grid")));
+    assert!(err.contains("draws no axis from a distribution"), "{err}");
+
+    // A folder from before origin.json was recorded.
+    std::fs::remove_file(coarse.join("origin.json")).unwrap();
+    let err = refused(&mut refine(&["--top", "1"], &coarse));
+    assert!(err.contains("has no origin.json"), "{err}");
+    let after: Vec<_> = files()
+        .into_iter()
+        .filter(|n| !["taken.toml", "unrun.toml", "grid.toml"].contains(&n.to_str().unwrap()))
+        .collect();
+    assert_eq!(after, before, "no refusal wrote a sweep file");
+}

@@ -27,6 +27,9 @@ METRICS = [
     "train_cost",
     "val_cost",
     "test_cost",
+    "train_loss",
+    "val_loss",
+    "test_loss",
 ]
 STATS = ["mean", "std", "min", "max"]
 RTOL = 1e-9

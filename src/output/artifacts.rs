@@ -16,16 +16,17 @@ use std::path::{Path, PathBuf};
 
 use ndarray_npy::WriteNpyExt;
 
-use crate::output::atomic::{self, unique_suffix};
+use crate::output::atomic::{self, absolute, unique_suffix};
 use crate::output::contract::{
     self, CLAIMS_DIR, EPOCH_COLUMNS, EPOCH_SPLITS, GRADCHECK_COLUMNS, GRADCHECK_CSV,
-    GRADCHECK_JSON, METRICS_CSV, PARAMS_JSON, PLAN_CSV, RESULT_JSON, RESULTS_CSV, RUNS_DIR,
-    RUNS_TMP_DIR, ReadError, SWEEP_LOCK, SWEEP_TOML,
+    GRADCHECK_JSON, METRICS_CSV, ORIGIN_JSON, Origin, PARAMS_JSON, PLAN_CSV, RESULT_JSON,
+    RESULTS_CSV, RUNS_DIR, RUNS_TMP_DIR, ReadError, SWEEP_LOCK, SWEEP_TOML,
 };
 // The status and the result record are the contract's; they are re-exported here for the
 // stages that record runs (exec, app, progress).
 pub use crate::output::contract::{Final, RunResult, RunStatus};
 use crate::plan::{Plan, RunId, RunSpec, num};
+use crate::spec::ValidSpec;
 use crate::train::gradcheck::CheckRow;
 use crate::train::{self, Fitted, NamedArray, Outcome, Real};
 
@@ -189,11 +190,17 @@ impl SweepDir {
         self.root.join(RUNS_DIR).join(RUNS_TMP_DIR)
     }
 
-    /// Creates the folder and writes `sweep.toml` and `plan.csv`.
-    pub fn prepare(&self, spec_text: &str, plan: &Plan) -> Result<(), ArtifactError> {
+    /// Creates the folder and writes `sweep.toml`, `origin.json` and `plan.csv`.
+    pub fn prepare(&self, spec: &ValidSpec, plan: &Plan) -> Result<(), ArtifactError> {
         let tmp = self.runs_tmp();
         fs::create_dir_all(&tmp).map_err(write_err(&tmp))?;
-        write_atomic(&self.root.join(SWEEP_TOML), spec_text.as_bytes())?;
+        write_atomic(&self.root.join(SWEEP_TOML), spec.text.as_bytes())?;
+        let origin = Origin {
+            spec: absolute(&spec.path),
+            data_dir: absolute(&spec.data_dir),
+        };
+        let json = serde_json::to_string_pretty(&origin).expect("paths serialize");
+        write_atomic(&self.root.join(ORIGIN_JSON), json.as_bytes())?;
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(contract::plan_header())
             .expect("in-memory write");

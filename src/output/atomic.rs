@@ -65,6 +65,13 @@ fn write_atomic_with(
     result
 }
 
+/// `path` made absolute, resolving links where it exists.
+pub(crate) fn absolute(path: &Path) -> PathBuf {
+    path.canonicalize()
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

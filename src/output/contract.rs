@@ -32,6 +32,8 @@ use crate::train::SplitMetrics;
 // ---- Files and folders -------------------------------------------------------------
 
 pub const SWEEP_TOML: &str = "sweep.toml";
+/// Where the sweep file and its data were when the sweep last ran ([`Origin`]).
+pub const ORIGIN_JSON: &str = "origin.json";
 pub const PLAN_CSV: &str = "plan.csv";
 /// The sweep's table of every run's epochs, and each run's own (without the run columns).
 pub const METRICS_CSV: &str = "metrics.csv";
@@ -268,21 +270,32 @@ pub enum Metric {
     TrainCost,
     ValCost,
     TestCost,
+    TrainLoss,
+    ValLoss,
+    TestLoss,
 }
 
 impl Metric {
-    /// Every metric, in `summary.csv` column order.
-    pub const ALL: [Metric; 6] = [
+    /// Every metric, in `summary.csv` column order (the losses came last, so they
+    /// are last).
+    pub const ALL: [Metric; Metric::COUNT] = [
         Metric::TrainAccuracy,
         Metric::ValAccuracy,
         Metric::TestAccuracy,
         Metric::TrainCost,
         Metric::ValCost,
         Metric::TestCost,
+        Metric::TrainLoss,
+        Metric::ValLoss,
+        Metric::TestLoss,
     ];
+
+    /// The number of metrics.
+    pub const COUNT: usize = 9;
 
     /// The column in `results.csv`, also the prefix of the `summary.csv` columns.
     pub fn column(self) -> &'static str {
+        const LOSS: usize = 0;
         const COST: usize = 1;
         const ACCURACY: usize = 2;
         let (split, quantity) = match self {
@@ -292,8 +305,20 @@ impl Metric {
             Metric::TrainCost => (0, COST),
             Metric::ValCost => (1, COST),
             Metric::TestCost => (2, COST),
+            Metric::TrainLoss => (0, LOSS),
+            Metric::ValLoss => (1, LOSS),
+            Metric::TestLoss => (2, LOSS),
         };
         FINAL_COLUMNS[split][quantity]
+    }
+
+    /// The final metric a search objective ranks by.
+    pub fn of(objective: crate::spec::Objective) -> Metric {
+        match objective {
+            crate::spec::Objective::ValAccuracy => Metric::ValAccuracy,
+            crate::spec::Objective::ValCost => Metric::ValCost,
+            crate::spec::Objective::ValLoss => Metric::ValLoss,
+        }
     }
 
     /// The position of the metric in [`Metric::ALL`].
@@ -303,6 +328,15 @@ impl Metric {
             .position(|m| *m == self)
             .expect("invariant broken: Metric::ALL lists every metric")
     }
+}
+
+/// `origin.json`: the absolute paths of the sweep file and of its data folder when the
+/// sweep last ran, so that `sweep refine` can write a new sweep file whose relative
+/// `[data].dir` still finds the data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub spec: std::path::PathBuf,
+    pub data_dir: std::path::PathBuf,
 }
 
 // ---- Records -----------------------------------------------------------------------

@@ -7,7 +7,7 @@
 //! `figures`. Output may import `plan`, `data` and `train`, never `exec` or `app`.
 
 pub mod artifacts;
-mod atomic;
+pub(crate) mod atomic;
 pub(crate) mod contract;
 pub(crate) mod figures;
 pub mod summary;

@@ -30,7 +30,7 @@ pub(crate) use data::MAX_CLASSES;
 pub use data::{DataFormat, DataSpec, Source, ValSource, is_python_dir};
 use data::{RawData, data_section};
 use search::{AxisTable, MAX_SAMPLES, axis_table};
-pub use search::{Dist, SearchSpec};
+pub use search::{Dist, Objective, SearchSpec};
 pub use values::SpecError;
 use values::{Ctx, describe, float_in, int_in, string};
 
@@ -50,6 +50,9 @@ pub struct Grid {
     /// The axes drawn from a distribution. After [`parse`], such a grid is one draw: each
     /// drawn axis holds the single value drawn.
     pub drawn: Vec<(AxisName, Dist)>,
+    /// Which `[[grid]]` of the file this is (0 when the file has none): the draws of
+    /// one grid share it.
+    pub origin: usize,
 }
 
 /// A checked sweep file.
@@ -217,7 +220,8 @@ pub fn parse(path: &Path, text: &str, data_dir: Option<&Path>) -> Result<ValidSp
         }
         Some(list) => list
             .iter()
-            .map(|g| grid(&cx, &train, Some(g)))
+            .enumerate()
+            .map(|(i, g)| grid(&cx, &train, Some(g)).map(|grid| Grid { origin: i, ..grid }))
             .collect::<Result<_, _>>()?,
     };
     let search = raw
@@ -409,7 +413,12 @@ fn grid(cx: &Ctx, train: &RawAxes, over: Option<&Spanned<RawAxes>>) -> Result<Gr
         }
     }
     combinations(cx, &axes, &given)?;
-    Ok(Grid { axes, given, drawn })
+    Ok(Grid {
+        axes,
+        given,
+        drawn,
+        origin: 0,
+    })
 }
 
 /// Checks that axis `name` can be drawn from `dist`: it is not the seed (seeds are

@@ -49,6 +49,14 @@ impl Dist {
         }
     }
 
+    /// Its bounds as numbers.
+    pub fn bounds_f64(&self) -> [f64; 2] {
+        match *self {
+            Dist::Uniform { low, high } | Dist::LogUniform { low, high } => [low, high],
+            Dist::IntUniform { low, high } => [low as f64, high as f64],
+        }
+    }
+
     /// One draw, as the TOML value the axis's check then reads.
     pub(crate) fn draw(&self, rng: &mut ChaCha20Rng) -> Value {
         match *self {
@@ -65,6 +73,67 @@ impl Dist {
                 Value::Integer(low.wrapping_add(rng::below(rng, span) as i64))
             }
         }
+    }
+}
+
+/// What a search ranks settings by: the mean over seeds of a final validation metric
+/// (`sweep refine --metric`, `[search] metric`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Objective {
+    /// The higher the better.
+    #[default]
+    ValAccuracy,
+    /// The lower the better.
+    ValCost,
+    /// The lower the better.
+    ValLoss,
+}
+
+impl Objective {
+    pub const ALL: [Objective; 3] = [
+        Objective::ValAccuracy,
+        Objective::ValCost,
+        Objective::ValLoss,
+    ];
+
+    /// Its name in the sweep file and on the command line.
+    pub fn key(self) -> &'static str {
+        match self {
+            Objective::ValAccuracy => "val_accuracy",
+            Objective::ValCost => "val_cost",
+            Objective::ValLoss => "val_loss",
+        }
+    }
+
+    pub fn higher_is_better(self) -> bool {
+        self == Objective::ValAccuracy
+    }
+
+    /// Whether `a` ranks strictly before `b` (NaN, a setting with no finished run,
+    /// ranks after every number).
+    pub fn better(self, a: f64, b: f64) -> bool {
+        match (a.is_nan(), b.is_nan()) {
+            (false, true) => true,
+            (_, false) if a.is_nan() => false,
+            _ if self.higher_is_better() => a > b,
+            _ => a < b,
+        }
+    }
+}
+
+impl std::str::FromStr for Objective {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Objective::ALL
+            .into_iter()
+            .find(|o| o.key() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown metric {s:?}; use val_accuracy (the higher the better), \
+                     val_cost or val_loss (the lower the better)"
+                )
+            })
     }
 }
 

@@ -142,7 +142,7 @@ pub struct SettingSummary {
     pub ok_run_ids: Vec<String>,
     pub n_diverged: usize,
     pub n_failed: usize,
-    pub stats: [Stats; 6],
+    pub stats: [Stats; Metric::COUNT],
     /// 1 is the best mean validation accuracy; ties share the smaller rank (pandas'
     /// `rank(method="min")`). None when no run of the setting finished ok.
     pub rank: Option<usize>,
@@ -395,7 +395,7 @@ pub(crate) mod tests {
             run_id: run_id.to_string(),
             status,
             diverged_epoch: (status == RunStatus::Diverged).then_some(2),
-            metrics: [0.5, val_acc, f64::NAN, 1.0, 2.0, f64::NAN],
+            metrics: [0.5, val_acc, f64::NAN, 1.0, 2.0, f64::NAN, 0.9, 1.9, f64::NAN],
             error: if status == RunStatus::Failed {
                 "out of memory".into()
             } else {

@@ -22,7 +22,7 @@ pub struct ResultRow {
     pub status: RunStatus,
     pub diverged_epoch: Option<u64>,
     /// Final metrics in `Metric::ALL` order; NaN when the cell is empty.
-    pub metrics: [f64; 6],
+    pub metrics: [f64; Metric::COUNT],
     pub error: String,
 }
 
@@ -64,7 +64,7 @@ pub fn read_results(path: &Path) -> Result<Vec<ResultRow>, ReadError> {
                 "an integer epoch or an empty cell",
             )?),
         };
-        let mut metrics = [f64::NAN; 6];
+        let mut metrics = [f64::NAN; Metric::COUNT];
         for (m, &c) in Metric::ALL.iter().zip(&metric_cs) {
             metrics[m.index()] = parse_opt_f64(path, line, m.column(), &rec[c])?;
         }

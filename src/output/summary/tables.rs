@@ -181,9 +181,9 @@ mod tests {
             header
                 .starts_with("setting_id,lambda,eta,batch_size,epochs,shuffle,precision,init_std,")
         );
-        assert!(header.ends_with("test_cost_min,test_cost_max,rank"));
+        assert!(header.ends_with("test_cost_min,test_cost_max,train_loss_mean,train_loss_std,train_loss_min,train_loss_max,val_loss_mean,val_loss_std,val_loss_min,val_loss_max,test_loss_mean,test_loss_std,test_loss_min,test_loss_max,rank"));
         let s = 1 + crate::output::contract::SETTING_COLUMNS.len();
-        assert_eq!(header.split(',').count(), s + 4 + 6 * 4 + 1);
+        assert_eq!(header.split(',').count(), s + 4 + 9 * 4 + 1);
         let best: Vec<&str> = lines.next().unwrap().split(',').collect();
         assert_eq!(best[0], "lambda=1");
         assert_eq!(&best[s..s + 4], ["1", "3", "0", "1"]);
