@@ -60,6 +60,17 @@ pub enum AppError {
         batch_size: usize,
         train: usize,
     },
+    #[error(
+        "{spec}: successive halving decides each rung from every candidate's metrics and keeps \
+         promoted runs training in memory, so it runs in one process: run it without --shard \
+         (or `sweep slurm --tasks 1`)"
+    )]
+    HalvingSharded { spec: PathBuf },
+    #[error(
+        "{spec}: successive halving races candidates of one kind of model, but runs {a} and {b} \
+         differ in precision, loss or having hidden layers; split them into two sweeps"
+    )]
+    HalvingMixed { spec: PathBuf, a: String, b: String },
     #[error("output path {0} exists and is not a folder; pass another --out")]
     OutNotDir(PathBuf),
     #[error("cannot create output folder {path}: {source}; pass a writable --out")]
@@ -97,6 +108,31 @@ impl Planned {
             shard,
             mine,
         })
+    }
+
+    /// Refuses to split a successive-halving sweep into `shards` parts (more than one),
+    /// and a race between different kinds of model.
+    pub fn check_halving(&self, shards: usize) -> Result<(), AppError> {
+        if self.spec.search.as_ref().and_then(|s| s.halving).is_none() {
+            return Ok(());
+        }
+        if shards > 1 {
+            return Err(AppError::HalvingSharded {
+                spec: self.spec.path.clone(),
+            });
+        }
+        let mut runs = self.plan.runs.iter();
+        if let Some(first) = runs.next()
+            && let Some(other) =
+                runs.find(|r| exec::trainer_type(&r.params) != exec::trainer_type(&first.params))
+        {
+            return Err(AppError::HalvingMixed {
+                spec: self.spec.path.clone(),
+                a: first.id.to_string(),
+                b: other.id.to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// This shard's runs as CSV (run id, then the plan's parameter columns): the
@@ -150,6 +186,7 @@ pub fn run(
         shard,
         mine,
     } = planned;
+    planned.check_halving(shard.count())?;
     if opts.out.exists() && !opts.out.is_dir() {
         return Err(AppError::OutNotDir(opts.out.clone()));
     }
@@ -216,7 +253,24 @@ pub fn run(
             plan.runs.len()
         );
     }
-    let (done, mut pending) = exec::partition(mine, &dir, &fingerprint, opts.force)?;
+    let (mut done, mut pending) = exec::partition(mine, &dir, &fingerprint, opts.force)?;
+    let halving = spec.search.as_ref().and_then(|s| s.halving);
+    if halving.is_some() {
+        // A stopped run cannot train on (nothing of its state but its weights is kept),
+        // so a resumed race trains it again from its start, to the same numbers.
+        let (stopped, kept): (Vec<_>, Vec<_>) = done.into_iter().partition(|o| {
+            matches!(&o.result, Ok(r) if r.status == crate::output::artifacts::RunStatus::Stopped)
+        });
+        done = kept;
+        pending.extend(stopped.into_iter().map(|o| o.run));
+        let order: std::collections::HashMap<_, _> = plan
+            .runs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
+        pending.sort_by_key(|r| order[&r.id]);
+    }
     if opts.gradcheck_only {
         pending.clear();
     }
@@ -240,7 +294,21 @@ pub fn run(
             .map(|r| r.params.records(data.train.len()) as u64)
             .sum(),
     );
-    let trained = exec::execute(&pending, &data, &dir, &fingerprint, &exec_opts, progress);
+    let trained = match &halving {
+        Some(h) => exec::execute_halving(
+            &pending,
+            exec::Race {
+                halving: *h,
+                reused: &done,
+            },
+            &data,
+            &dir,
+            &fingerprint,
+            &exec_opts,
+            progress,
+        ),
+        None => exec::execute(&pending, &data, &dir, &fingerprint, &exec_opts, progress),
+    };
 
     // The gradient check belongs to the first shard only.
     if let Some(check) = spec.gradcheck.as_ref().filter(|_| shard.index() == 0) {

@@ -80,9 +80,14 @@ fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let report = report?;
     let s = report.stats;
     tracing::info!(
-        "{} runs: {} ok, {} diverged, {} failed, {} skipped, {} left to another runner ({} reused from earlier); outputs in {}",
+        "{} runs: {} ok, {}{} diverged, {} failed, {} skipped, {} left to another runner ({} reused from earlier); outputs in {}",
         s.planned,
         s.ok,
+        if s.stopped > 0 {
+            format!("{} stopped by halving, ", s.stopped)
+        } else {
+            String::new()
+        },
         s.diverged,
         s.failed,
         s.skipped,
@@ -167,6 +172,7 @@ fn data(command: DataCommand) -> anyhow::Result<Outcome> {
 
 fn slurm(args: SlurmArgs) -> anyhow::Result<Outcome> {
     let planned = Planned::load(&args.spec, None, Shard::WHOLE)?;
+    planned.check_halving(args.tasks.get())?;
     let opts = args.options(std::env::current_exe()?);
     let (array, summarize) = slurm::write_scripts(&opts, &planned.spec.name)?;
     tracing::info!("wrote {} and {}", array.display(), summarize.display());

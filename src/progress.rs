@@ -99,6 +99,13 @@ impl Progress for Reporter {
                     r.diverged_epoch.unwrap_or(0)
                 ),
                 RunStatus::Failed => format!("[{n}/{}] {} failed", self.total, o.run.id),
+                RunStatus::Stopped => format!(
+                    "[{n}/{}] {} stopped by halving after epoch {}: val accuracy {:.4}",
+                    self.total,
+                    o.run.id,
+                    r.stopped_epoch.unwrap_or(0),
+                    r.val.map_or(f64::NAN, |v| v.accuracy),
+                ),
             },
             Err(e) => format!("[{n}/{}] {}: {e}", self.total, o.run.id),
         };

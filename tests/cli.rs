@@ -116,6 +116,7 @@ fn results_header() -> Vec<String> {
             "test_accuracy",
             "seconds",
             "error",
+            "stopped_epoch",
         ],
     )
 }

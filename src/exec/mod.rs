@@ -16,6 +16,7 @@
 //!
 //! [`RunParams::group_key`]: crate::plan::RunParams::group_key
 
+mod halving;
 pub mod shard;
 pub mod slurm;
 
@@ -100,6 +101,8 @@ pub struct RunStats {
     pub diverged: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Stopped by successive halving (not a failure).
+    pub stopped: usize,
     /// Left to another process that was training them.
     pub elsewhere: usize,
 }
@@ -117,6 +120,7 @@ impl RunStats {
                     RunStatus::Ok => s.ok += 1,
                     RunStatus::Diverged => s.diverged += 1,
                     RunStatus::Failed => s.failed += 1,
+                    RunStatus::Stopped => s.stopped += 1,
                 },
                 Err(RunError::Failed(_)) => s.failed += 1,
                 Err(RunError::Skipped | RunError::Stopped { .. }) => s.skipped += 1,
@@ -290,7 +294,7 @@ impl<'a> Context<'a> {
                 result,
                 reused: false,
             };
-            let bad = !matches!(&outcome.result, Ok(r) if r.status == RunStatus::Ok);
+            let bad = !matches!(&outcome.result, Ok(r) if matches!(r.status, RunStatus::Ok | RunStatus::Stopped));
             if bad && self.opts.fail_fast {
                 self.stop.store(true, Ordering::Relaxed);
             }
@@ -572,6 +576,83 @@ pub fn execute(
                 .expect("every pending run has an outcome")
         })
         .collect()
+}
+
+/// Which trainer type trains a run: what the runs of one successive-halving race must
+/// share (see [`execute_halving`]).
+pub fn trainer_type(p: &RunParams) -> (Precision, LossName, bool) {
+    (p.precision, p.loss, !p.hidden.is_empty())
+}
+
+/// A successive-halving race: its rules, and the runs that finished before this process
+/// (whose recorded metrics take part in the decisions).
+pub struct Race<'r> {
+    pub halving: crate::spec::Halving,
+    pub reused: &'r [RunOutcome],
+}
+
+/// Trains `pending` by successive halving (see [`halving`]) against the runs of
+/// `race.reused`. Every pending run must have one [`trainer_type`].
+pub fn execute_halving(
+    pending: &[RunSpec],
+    race: Race<'_>,
+    data: &Dataset,
+    dir: &SweepDir,
+    fingerprint: &str,
+    opts: &ExecOptions,
+    progress: &dyn Progress,
+) -> Vec<RunOutcome> {
+    let cx = Context {
+        data,
+        dir,
+        fingerprint,
+        opts,
+        progress,
+        stop: AtomicBool::new(false),
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.get())
+        .build()
+        .expect("thread pool");
+    let mut outcomes = Vec::with_capacity(pending.len());
+    pool.install(|| {
+        let claimed: Vec<Claimed> = work_units(pending)
+            .iter()
+            .filter_map(|unit| cx.claim(unit, &mut outcomes))
+            .collect();
+        let Some(first) = claimed.first().map(|c| c.runs[0].params) else {
+            return;
+        };
+        let (reused, halving) = (race.reused, &race.halving);
+        let out = &mut outcomes;
+        match trainer_type(&first) {
+            (F32, CrossEntropy, false) => {
+                cx.race::<LinearTrainer<f32>>(claimed, reused, halving, out)
+            }
+            (F64, CrossEntropy, false) => {
+                cx.race::<LinearTrainer<f64>>(claimed, reused, halving, out)
+            }
+            (F32, Hinge, false) => {
+                cx.race::<LinearTrainer<f32, loss::Hinge>>(claimed, reused, halving, out)
+            }
+            (F64, Hinge, false) => {
+                cx.race::<LinearTrainer<f64, loss::Hinge>>(claimed, reused, halving, out)
+            }
+            (F32, CrossEntropy, true) => cx.race::<NetTrainer<f32>>(claimed, reused, halving, out),
+            (F64, CrossEntropy, true) => cx.race::<NetTrainer<f64>>(claimed, reused, halving, out),
+            (F32, Hinge, true) => {
+                cx.race::<NetTrainer<f32, loss::Hinge>>(claimed, reused, halving, out)
+            }
+            (F64, Hinge, true) => {
+                cx.race::<NetTrainer<f64, loss::Hinge>>(claimed, reused, halving, out)
+            }
+        }
+    });
+    let mut by_id: std::collections::HashMap<_, _> = outcomes
+        .into_iter()
+        .map(|o| (o.run.id.clone(), o))
+        .collect();
+    pending.iter().filter_map(|r| by_id.remove(&r.id)).collect()
 }
 
 #[cfg(test)]

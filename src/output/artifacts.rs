@@ -270,15 +270,17 @@ impl SweepDir {
         data: &str,
     ) -> Result<RunResult, ArtifactError> {
         let last = fitted.history().last();
-        let (status, diverged_epoch) = match fitted.outcome() {
-            Outcome::Completed => (RunStatus::Ok, None),
-            Outcome::Diverged { epoch } => (RunStatus::Diverged, Some(epoch)),
+        let (status, diverged_epoch, stopped_epoch) = match fitted.outcome() {
+            Outcome::Completed => (RunStatus::Ok, None, None),
+            Outcome::Diverged { epoch } => (RunStatus::Diverged, Some(epoch), None),
+            Outcome::Stopped { epoch } => (RunStatus::Stopped, None, Some(epoch)),
         };
         let result = RunResult {
             run_id: run.id.clone(),
             params: run.params,
             status,
             diverged_epoch,
+            stopped_epoch,
             train: last.and_then(|m| Final::finite(m.train)),
             val: last.and_then(|m| Final::finite(m.val)),
             test: fitted.test().map(Final::from),
@@ -327,6 +329,7 @@ impl SweepDir {
             params: run.params,
             status: RunStatus::Failed,
             diverged_epoch: None,
+            stopped_epoch: None,
             train: None,
             val: None,
             test: None,
@@ -543,6 +546,12 @@ impl SweepDir {
             }
             row.push(num(result.seconds));
             row.push(result.error.clone().unwrap_or_default());
+            row.push(
+                result
+                    .stopped_epoch
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            );
             results.write_record(&row).expect("in-memory");
             let mpath = dir.join(METRICS_CSV);
             if let Ok(mut r) = csv::Reader::from_path(&mpath) {

@@ -178,6 +178,8 @@ pub const EPOCH_COLUMNS: [&str; 7] = [
 
 pub const STATUS: &str = "status";
 pub const DIVERGED_EPOCH: &str = "diverged_epoch";
+/// Whole epochs a run stopped by successive halving trained (the last column, added last).
+pub const STOPPED_EPOCH: &str = "stopped_epoch";
 pub const SECONDS: &str = "seconds";
 pub const ERROR: &str = "error";
 /// The final metrics in `results.csv`, by split ([`SPLITS`]) then quantity (loss, cost,
@@ -243,7 +245,7 @@ pub fn results_header() -> Vec<&'static str> {
     let mut h = plan_header();
     h.extend([STATUS, DIVERGED_EPOCH]);
     h.extend(FINAL_COLUMNS.iter().flatten());
-    h.extend([SECONDS, ERROR]);
+    h.extend([SECONDS, ERROR, STOPPED_EPOCH]);
     h
 }
 
@@ -348,16 +350,24 @@ pub enum RunStatus {
     Ok,
     Diverged,
     Failed,
+    /// Successive halving did not promote it (`[search] method = "halving"`).
+    Stopped,
 }
 
 impl RunStatus {
-    const ALL: [RunStatus; 3] = [RunStatus::Ok, RunStatus::Diverged, RunStatus::Failed];
+    const ALL: [RunStatus; 4] = [
+        RunStatus::Ok,
+        RunStatus::Diverged,
+        RunStatus::Failed,
+        RunStatus::Stopped,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Ok => "ok",
             RunStatus::Diverged => "diverged",
             RunStatus::Failed => "failed",
+            RunStatus::Stopped => "stopped",
         }
     }
 
@@ -413,6 +423,9 @@ pub struct RunResult {
     pub params: RunParams,
     pub status: RunStatus,
     pub diverged_epoch: Option<usize>,
+    /// Whole epochs trained by a run successive halving stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_epoch: Option<usize>,
     pub train: Option<Final>,
     pub val: Option<Final>,
     pub test: Option<Final>,

@@ -29,6 +29,7 @@ pub use axes::{
 pub(crate) use data::MAX_CLASSES;
 pub use data::{DataFormat, DataSpec, Source, ValSource, is_python_dir};
 use data::{RawData, data_section};
+pub use search::Halving;
 use search::{AxisTable, MAX_SAMPLES, axis_table};
 pub use search::{Dist, Objective, SearchSpec};
 pub use values::SpecError;
@@ -156,6 +157,10 @@ struct RawSearch {
     samples: Option<Spanned<Value>>,
     seed: Option<Spanned<Value>>,
     refined_from: Option<Spanned<Value>>,
+    method: Option<Spanned<Value>>,
+    metric: Option<Spanned<Value>>,
+    min_epochs: Option<Spanned<Value>>,
+    factor: Option<Spanned<Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -230,6 +235,9 @@ pub fn parse(path: &Path, text: &str, data_dir: Option<&Path>) -> Result<ValidSp
         .map(|s| search_section(&cx, s))
         .transpose()?;
     let grids = draw(&cx, grids, search.as_ref(), raw.search.as_ref())?;
+    if let (Some(h), Some(raw_search)) = (search.as_ref().and_then(|s| s.halving), &raw.search) {
+        check_halving(&cx, &grids, &h, raw_search)?;
+    }
     let gradcheck = raw
         .gradcheck
         .as_ref()
@@ -251,22 +259,85 @@ pub fn parse(path: &Path, text: &str, data_dir: Option<&Path>) -> Result<ValidSp
 
 fn search_section(cx: &Ctx, s: &Spanned<RawSearch>) -> Result<SearchSpec, SpecError> {
     let raw = s.get_ref();
-    let Some(samples) = &raw.samples else {
+    let halving = match &raw.method {
+        None => None,
+        Some(v) => {
+            cx.single(v, "search.method", |v| match v {
+                Value::String(m) if m == "halving" => Ok(()),
+                other => Err(format!(
+                    "must be \"halving\" (successive halving; random search needs no method, \
+                     only samples), found {}",
+                    describe(other)
+                )),
+            })?;
+            Some(Halving {
+                metric: raw.metric.as_ref().map_or(Ok(Objective::default()), |v| {
+                    cx.single(v, "search.metric", |v| string(v)?.parse())
+                })?,
+                min_epochs: match &raw.min_epochs {
+                    Some(v) => cx.single(v, "search.min_epochs", |v| {
+                        int_in(v, "a whole number from 1 to 100000", 1, 100_000)
+                    })? as usize,
+                    None => {
+                        return Err(cx.err(
+                            v.span(),
+                            "search.method",
+                            "\"halving\" needs min_epochs = N, what every candidate trains \
+                             before the first cut (cycles, for cyclic schedules)",
+                        ));
+                    }
+                },
+                factor: raw.factor.as_ref().map_or(Ok(3), |v| {
+                    cx.single(v, "search.factor", |v| {
+                        int_in(
+                            v,
+                            "a whole number from 2 to 1000 (each rung keeps 1/factor)",
+                            2,
+                            1000,
+                        )
+                    })
+                })? as usize,
+            })
+        }
+    };
+    if halving.is_none() {
+        for (key, v) in [
+            ("metric", &raw.metric),
+            ("min_epochs", &raw.min_epochs),
+            ("factor", &raw.factor),
+        ] {
+            if let Some(v) = v {
+                return Err(cx.err(
+                    v.span(),
+                    &format!("search.{key}"),
+                    "belongs to successive halving; add method = \"halving\" or remove it",
+                ));
+            }
+        }
+    }
+    if raw.samples.is_none() && halving.is_none() {
         return Err(cx.err(
             s.span(),
             "search",
             "needs samples = N, the number of draws of the distribution axes",
         ));
-    };
+    }
     Ok(SearchSpec {
-        samples: cx.single(samples, "search.samples", |v| {
-            int_in(
-                v,
-                &format!("a whole number from 1 to {MAX_SAMPLES}"),
-                1,
-                MAX_SAMPLES,
-            )
-        })? as u32,
+        samples: raw
+            .samples
+            .as_ref()
+            .map(|samples| {
+                cx.single(samples, "search.samples", |v| {
+                    int_in(
+                        v,
+                        &format!("a whole number from 1 to {MAX_SAMPLES}"),
+                        1,
+                        MAX_SAMPLES,
+                    )
+                })
+                .map(|n| n as u32)
+            })
+            .transpose()?,
         seed: raw.seed.as_ref().map_or(Ok(0), |v| {
             cx.single(v, "search.seed", |v| {
                 int_in(v, "a whole number >= 0", 0, i64::MAX)
@@ -277,7 +348,77 @@ fn search_section(cx: &Ctx, s: &Spanned<RawSearch>) -> Result<SearchSpec, SpecEr
             .as_ref()
             .map(|v| cx.single(v, "search.refined_from", string))
             .transpose()?,
+        halving,
     })
+}
+
+/// Refuses a halving whose candidates do not all train one length in one unit (epochs,
+/// or cycles for cyclic schedules), or whose `min_epochs` exceeds it.
+fn check_halving(
+    cx: &Ctx,
+    grids: &[Grid],
+    halving: &Halving,
+    raw: &Spanned<RawSearch>,
+) -> Result<(), SpecError> {
+    let mut lengths = std::collections::BTreeSet::new();
+    for g in grids {
+        let values = |name: AxisName| {
+            g.axes
+                .iter()
+                .find(|a| a.name == name)
+                .map(|a| a.values.clone())
+                .unwrap_or_default()
+        };
+        for schedule in values(AxisName::Schedule) {
+            let cyclic = schedule == AxisValue::Schedule(ScheduleName::Cyclic);
+            let (unit, axis) = if cyclic {
+                ("cycles", AxisName::Cycles)
+            } else {
+                ("epochs", AxisName::Epochs)
+            };
+            for v in values(axis) {
+                if let AxisValue::Int(n) = v {
+                    lengths.insert((unit, n as usize));
+                }
+            }
+        }
+    }
+    let span = raw
+        .get_ref()
+        .min_epochs
+        .as_ref()
+        .map_or(raw.span(), |v| v.span());
+    let units: std::collections::BTreeSet<_> = lengths.iter().map(|(u, _)| *u).collect();
+    if lengths.len() > 1 {
+        let listed: Vec<String> = lengths.iter().map(|(u, n)| format!("{n} {u}")).collect();
+        let why = if units.len() > 1 {
+            "mixes cyclic and other schedules"
+        } else {
+            "has runs of different lengths"
+        };
+        return Err(cx.err(
+            span,
+            "search.min_epochs",
+            format!(
+                "successive halving compares candidates at the same length, but the sweep {why} ({}); \
+                 give every run one length",
+                listed.join(", ")
+            ),
+        ));
+    }
+    if let Some((unit, n)) = lengths.first()
+        && halving.min_epochs > *n
+    {
+        return Err(cx.err(
+            span,
+            "search.min_epochs",
+            format!(
+                "is {}, more than the {n} {unit} the runs train; lower it or train longer",
+                halving.min_epochs
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Replaces each grid with distribution axes by `[search] samples` grids, one per draw,
@@ -294,7 +435,8 @@ fn draw(
         let (name, _) = g.drawn.first()?;
         g.given.iter().find(|(n, ..)| n == name)
     });
-    let search = match (search, first_drawn) {
+    let samples = search.and_then(|s| s.samples);
+    let search = match (samples, first_drawn) {
         (None, None) => return Ok(grids),
         (None, Some((_, span, key))) => {
             return Err(cx.err(
@@ -313,8 +455,9 @@ fn draw(
                 "draws distribution axes, but no axis is one; write e.g.                  lambda = { log_uniform = [1e-5, 1e-1] }, or remove [search]",
             ));
         }
-        (Some(s), Some(_)) => s,
+        (Some(_), Some(_)) => search.expect("samples come from [search]"),
     };
+    let samples = samples.expect("matched above");
     let mut out = Vec::new();
     for (g, grid) in grids.into_iter().enumerate() {
         if grid.drawn.is_empty() {
@@ -322,7 +465,7 @@ fn draw(
             continue;
         }
         let mut rng = crate::rng::generator(search.seed, crate::rng::Stream::Search(g as u32));
-        for _ in 0..search.samples {
+        for _ in 0..samples {
             let mut one = grid.clone();
             for (name, dist) in &grid.drawn {
                 let value = dist.draw(&mut rng);

@@ -265,18 +265,65 @@ pub(crate) fn logspace(start: f64, stop: f64, n: usize) -> Vec<f64> {
         .collect()
 }
 
-/// The `[search]` section: how many draws of the distribution axes, and their seed.
+/// The `[search]` section: how many draws of the distribution axes and their seed, and
+/// whether candidates are raced by successive halving.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchSpec {
-    pub samples: u32,
+    /// Draws of the distribution axes; None when no axis is drawn (a halving grid).
+    pub samples: Option<u32>,
     pub seed: u64,
     /// The sweep folder this file was refined from (recorded by `sweep refine`).
     pub refined_from: Option<String>,
+    pub halving: Option<Halving>,
+}
+
+/// Successive halving over training length (`[search] method = "halving"`): every
+/// candidate setting trains `min_epochs` (cycles, for cyclic schedules); the best
+/// 1/`factor` of them by the mean over seeds of `metric` train `factor` times longer,
+/// and so on up to the runs' full length.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Halving {
+    pub metric: Objective,
+    pub min_epochs: usize,
+    pub factor: usize,
+}
+
+impl Halving {
+    /// The rungs' lengths for runs of `length` epochs (or cycles): `min_epochs`,
+    /// `min_epochs * factor`, ... while shorter than `length`, then `length`.
+    pub fn rungs(&self, length: usize) -> Vec<usize> {
+        let mut rungs = Vec::new();
+        let mut r = self.min_epochs.max(1);
+        while r < length {
+            rungs.push(r);
+            r = r.saturating_mul(self.factor);
+        }
+        rungs.push(length);
+        rungs
+    }
+
+    /// How many of `n` candidates a rung promotes: the best 1/factor, at least one.
+    pub fn keep(&self, n: usize) -> usize {
+        (n / self.factor).max(1)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rungs_multiply_by_the_factor_up_to_the_full_length() {
+        let h = Halving {
+            metric: Objective::ValAccuracy,
+            min_epochs: 2,
+            factor: 3,
+        };
+        assert_eq!(h.rungs(40), [2, 6, 18, 40]);
+        assert_eq!(h.rungs(18), [2, 6, 18]);
+        assert_eq!(h.rungs(2), [2]);
+        assert_eq!((h.keep(27), h.keep(9), h.keep(2)), (9, 3, 1));
+    }
 
     fn table(text: &str) -> Result<AxisTable, String> {
         let v: toml::Table = toml::from_str(&format!("x = {text}")).unwrap();

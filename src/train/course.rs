@@ -36,6 +36,8 @@ pub(crate) struct Course {
     total: usize,
     /// Updates between recordings; 0: every epoch.
     eval_every: usize,
+    /// Updates after which the course pauses (successive halving's rungs), until raised.
+    limit: usize,
     order: Vec<u32>,
     /// Batches of the current epoch done.
     pos: usize,
@@ -61,6 +63,7 @@ impl Course {
                 Length::Updates(u) => u,
             },
             eval_every: cfg.eval_every,
+            limit: usize::MAX,
             order: (0..n as u32).collect(),
             pos: 0,
             mark: Mark {
@@ -93,6 +96,18 @@ impl Course {
         self.mark.update >= self.total
     }
 
+    /// Pauses the course after `update` updates (a span ends there), until raised again.
+    /// Training on afterwards is the same as never having paused: only where metrics
+    /// are recorded changes.
+    pub(crate) fn pause_at(&mut self, update: usize) {
+        self.limit = update;
+    }
+
+    /// Paused at its limit, with updates left to make.
+    pub(crate) fn paused(&self) -> bool {
+        !self.finished() && self.mark.update >= self.limit
+    }
+
     /// The updates after which metrics are recorded, the last one included.
     pub(crate) fn spans(&self) -> usize {
         match self.eval_every {
@@ -109,7 +124,8 @@ impl Course {
             0 => self.mark.update + (self.batches - self.pos),
             every => (self.mark.update / every + 1) * every,
         }
-        .min(self.total);
+        .min(self.total)
+        .min(self.limit.max(self.mark.update + 1));
         while self.mark.update < end {
             if self.pos == 0 && self.shuffle {
                 let order = &mut self.order;
@@ -168,7 +184,15 @@ impl Members {
     /// Whether a group on `course` has a span left to train: updates left and a member
     /// still training.
     pub(crate) fn wants_span(&self, course: &Course) -> bool {
-        !course.finished() && self.any_training()
+        !course.finished() && !course.paused() && self.any_training()
+    }
+
+    /// Stops member `r` where it is (successive halving did not promote it): it trains
+    /// no further and keeps its parameters and history.
+    pub(crate) fn stop(&mut self, r: usize, mark: Mark) {
+        if self.training(r) {
+            self.outcome[r] = Outcome::Stopped { epoch: mark.epoch };
+        }
     }
 
     /// Whether a group on `course` is done: every update made and its last span recorded,

@@ -426,6 +426,18 @@ impl<'d, T: Real, L: Loss> Trainer<'d> for LinearTrainer<'d, T, L> {
         self.members.done(&self.course)
     }
 
+    fn pause_at(&mut self, update: usize) {
+        self.course.pause_at(update);
+    }
+
+    fn stop(&mut self, r: usize) {
+        self.members.stop(r, self.course.mark());
+    }
+
+    fn history(&self, r: usize) -> &[super::EpochMetrics] {
+        &self.members.history[r]
+    }
+
     fn train_span(&mut self) {
         let k = self.k;
         let data = self.data;
@@ -543,7 +555,7 @@ impl<'d, T: Real, L: Loss> Trainer<'d> for LinearTrainer<'d, T, L> {
                 history: std::mem::take(&mut history[r]),
                 test: match outcome[r] {
                     Outcome::Completed => test.as_ref().map(|t| t[r]),
-                    Outcome::Diverged { .. } => None,
+                    Outcome::Diverged { .. } | Outcome::Stopped { .. } => None,
                 },
                 outcome: outcome[r],
             })

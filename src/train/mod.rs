@@ -84,6 +84,11 @@ pub enum Outcome {
     Diverged {
         epoch: usize,
     },
+    /// Successive halving did not promote it after this many whole epochs; it kept the
+    /// parameters it had then.
+    Stopped {
+        epoch: usize,
+    },
 }
 
 /// One named parameter array of a model (`W`, `b`; a network's `W1`, `b1`, ...), saved

@@ -48,6 +48,20 @@ pub trait Trainer<'d>: Send + Sized {
     /// The trained members, with their test metrics where the data has a test split.
     fn finish(self) -> Vec<Fitted<Self::Real>>;
 
+    /// Pauses the group after `update` updates (see [`Trainer::paused`]); a later call
+    /// with a larger value lets it train on, exactly as if it had never paused.
+    fn pause_at(&mut self, update: usize);
+    /// Stopped at the update [`Trainer::pause_at`] set, with its metrics there recorded
+    /// and a member still training.
+    fn paused(&self) -> bool {
+        !self.done() && !self.wants_span() && self.recorded() == Some(self.spans())
+    }
+    /// Stops member `r` where it is: it trains no further and finishes as
+    /// [`super::Outcome::Stopped`] with its parameters and history now.
+    fn stop(&mut self, r: usize);
+    /// Member `r`'s metrics recorded so far.
+    fn history(&self, r: usize) -> &[super::EpochMetrics];
+
     /// Every member's parameters now, as the arrays [`Fitted::arrays`] would hold.
     fn arrays(&self) -> Vec<Vec<NamedArray<Self::Real>>>;
     /// Every member's gradients of its cost on training examples `examples` at its

@@ -268,6 +268,9 @@ impl Summary {
                                 epoch: r.diverged_epoch,
                             });
                         }
+                        // Successive halving's stopped runs are expected, not missing:
+                        // they count towards n_planned only.
+                        RunStatus::Stopped => {}
                         RunStatus::Failed => {
                             n_failed += 1;
                             missing.failed.push(FailedRun {
@@ -395,7 +398,17 @@ pub(crate) mod tests {
             run_id: run_id.to_string(),
             status,
             diverged_epoch: (status == RunStatus::Diverged).then_some(2),
-            metrics: [0.5, val_acc, f64::NAN, 1.0, 2.0, f64::NAN, 0.9, 1.9, f64::NAN],
+            metrics: [
+                0.5,
+                val_acc,
+                f64::NAN,
+                1.0,
+                2.0,
+                f64::NAN,
+                0.9,
+                1.9,
+                f64::NAN,
+            ],
             error: if status == RunStatus::Failed {
                 "out of memory".into()
             } else {
