@@ -181,8 +181,8 @@ def test_every_csv_parses_with_the_expected_dtypes(sweep_dir):
 
     results = pd.read_csv(sweep_dir / "results.csv")
     finals = [f"{s}_{m}" for s in ["train", "val", "test"] for m in ["loss", "cost", "accuracy"]]
-    # diverged_epoch and error are empty in every row here, which pandas reads as NaN
-    # (float64); they are checked for emptiness below.
+    # diverged_epoch, error and stopped_epoch are empty in every row here, which pandas
+    # reads as NaN (float64); they are checked for emptiness below.
     check_dtypes(
         results,
         {
@@ -193,9 +193,11 @@ def test_every_csv_parses_with_the_expected_dtypes(sweep_dir):
             **{c: "float64" for c in finals},
             "seconds": "float64",
             "error": "float64",
+            "stopped_epoch": "float64",
         },
         sweep_dir / "results.csv",
     )
+    assert results["stopped_epoch"].isna().all()
     assert (results["status"] == "ok").all()
     assert results["diverged_epoch"].isna().all()
     assert results["error"].isna().all()
