@@ -253,24 +253,8 @@ pub fn run(
             plan.runs.len()
         );
     }
-    let (mut done, mut pending) = exec::partition(mine, &dir, &fingerprint, opts.force)?;
+    let (done, mut pending) = exec::partition(mine, &dir, &fingerprint, opts.force)?;
     let halving = spec.search.as_ref().and_then(|s| s.halving);
-    if halving.is_some() {
-        // A stopped run cannot train on (nothing of its state but its weights is kept),
-        // so a resumed race trains it again from its start, to the same numbers.
-        let (stopped, kept): (Vec<_>, Vec<_>) = done.into_iter().partition(|o| {
-            matches!(&o.result, Ok(r) if r.status == crate::output::artifacts::RunStatus::Stopped)
-        });
-        done = kept;
-        pending.extend(stopped.into_iter().map(|o| o.run));
-        let order: std::collections::HashMap<_, _> = plan
-            .runs
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.id.clone(), i))
-            .collect();
-        pending.sort_by_key(|r| order[&r.id]);
-    }
     if opts.gradcheck_only {
         pending.clear();
     }

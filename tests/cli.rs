@@ -1152,6 +1152,51 @@ fn cases(data: &Path) -> Vec<Case> {
             &["`search.samples` must be a whole number from 1 to 1000000, found 0"],
         ),
         case(
+            "an unknown search method",
+            train_val("lambda = [0.1, 1.0]\n[search]\nmethod = §\"hyperband\"\nmin_epochs = 1"),
+            &[
+                "`search.method` must be \"halving\"",
+                "found the string \"hyperband\"",
+            ],
+        ),
+        case(
+            "an unknown halving metric",
+            train_val(
+                "lambda = [0.1, 1.0]\n[search]\nmethod = \"halving\"\nmin_epochs = 1\nmetric = §\"val_acc\"",
+            ),
+            &["`search.metric` unknown metric \"val_acc\"; use val_accuracy"],
+        ),
+        case(
+            "a halving factor below 2",
+            train_val(
+                "lambda = [0.1, 1.0]\n[search]\nmethod = \"halving\"\nmin_epochs = 1\nfactor = §1",
+            ),
+            &["`search.factor` must be a whole number from 2 to 1000"],
+        ),
+        case(
+            "min_epochs beyond epochs",
+            train_val("lambda = [0.1, 1.0]\n[search]\nmethod = \"halving\"\nmin_epochs = §2"),
+            &["`search.min_epochs` is 2, more than the 1 epochs the runs train"],
+        ),
+        case(
+            "halving without min_epochs",
+            train_val("lambda = [0.1, 1.0]\n[search]\nmethod = §\"halving\""),
+            &["`search.method` \"halving\" needs min_epochs = N"],
+        ),
+        case(
+            "halving over runs of different lengths",
+            sample("[train]\nepochs = [1, 2]\n[search]\nmethod = \"halving\"\nmin_epochs = §1\n"),
+            &[
+                "`search.min_epochs` successive halving compares candidates at the same length",
+                "(1 epochs, 2 epochs)",
+            ],
+        ),
+        case(
+            "a halving key without the method",
+            train_val("lambda = [0.1, 1.0]\n[search]\nfactor = §3\nsamples = 2"),
+            &["`search.factor` belongs to successive halving; add method = \"halving\""],
+        ),
+        case(
             "a logspace of no values",
             train_val("lambda = §{ logspace = [-5, -1, 0] }"),
             &[

@@ -410,3 +410,250 @@ fn refine_refusals_exit_2_and_write_nothing() {
         .collect();
     assert_eq!(after, before, "no refusal wrote a sweep file");
 }
+
+/// Nine drawn lambdas by two seeds raced over 8 epochs from 1, keeping a third per rung:
+/// rungs at 1, 3 and 8 epochs, 9 -> 3 -> 1 candidates.
+const HALVING: &str = "[train]\nepochs = 8\neta = 0.01\nseed = [1, 2]\n\
+    lambda = { log_uniform = [1e-4, 1.0] }\n\
+    [search]\nsamples = 9\nseed = 2\nmethod = \"halving\"\nmin_epochs = 1\nfactor = 3\n";
+
+/// Each setting's mean over seeds of the validation accuracy its runs recorded after
+/// `epoch` epochs (from every run's own metrics.csv), best first, ties by setting id.
+fn ranked_at(root: &Path, settings: &[String], epoch: &str) -> Vec<String> {
+    let results = Table::read(&root.join("results.csv"));
+    let mut scored: Vec<(f64, String)> = settings
+        .iter()
+        .map(|s| {
+            let accs: Vec<f64> = results
+                .column("run_id")
+                .into_iter()
+                .filter(|id| id.starts_with(&format!("{s}_seed=")))
+                .map(|id| {
+                    let m = Table::read(&root.join("runs").join(id).join("metrics.csv"));
+                    let row = m
+                        .rows
+                        .iter()
+                        .find(|r| r[m.col("epoch")] == epoch && r[m.col("split")] == "val")
+                        .unwrap_or_else(|| panic!("{id} has no val row at epoch {epoch}"));
+                    row[m.col("accuracy")].parse().unwrap()
+                })
+                .collect();
+            assert_eq!(accs.len(), 2, "{s}");
+            (accs.iter().sum::<f64>() / 2.0, s.clone())
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
+    scored.into_iter().map(|(_, s)| s).collect()
+}
+
+fn setting_of(run_id: &str) -> String {
+    run_id[..run_id.rfind("_seed=").unwrap()].to_string()
+}
+
+/// Halving keeps exactly the expected counts per rung, cuts by the mean over seeds at
+/// each rung (ties by setting id), records the stopped runs with their epochs and
+/// weights, and its survivor (and a run stopped at a later rung) equals the same run
+/// trained straight through.
+#[test]
+fn halving_keeps_a_third_per_rung_and_its_promoted_runs_equal_straight_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write_sample_spec(tmp.path(), "race.toml", "race", HALVING);
+    let out = tmp.path().join("out");
+    let err = sweep()
+        .args(["run", "--no-summary", "-j", "2", "--out"])
+        .arg(&out)
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert_eq!(
+        err.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&err.stderr)
+    );
+    let root = out.join("race");
+    let results = Table::read(&root.join("results.csv"));
+    assert_eq!(results.rows.len(), 18);
+    let by = |status: &str, stopped: &str| -> Vec<String> {
+        let mut s: Vec<String> = results
+            .rows
+            .iter()
+            .filter(|r| {
+                r[results.col("status")] == status && r[results.col("stopped_epoch")] == stopped
+            })
+            .map(|r| r[results.col("run_id")].clone())
+            .collect();
+        s.sort();
+        s
+    };
+    let (at1, at3, ok) = (by("stopped", "1"), by("stopped", "3"), by("ok", ""));
+    assert_eq!((at1.len(), at3.len(), ok.len()), (12, 4, 2), "{results:?}");
+
+    let settings = |ids: &[String]| -> Vec<String> {
+        let mut s: Vec<String> = ids.iter().map(|id| setting_of(id)).collect();
+        s.dedup();
+        s
+    };
+    let all: Vec<String> = {
+        let mut s = settings(
+            &results
+                .column("run_id")
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        );
+        s.sort();
+        s.dedup();
+        s
+    };
+    assert_eq!(all.len(), 9);
+    let rung0 = ranked_at(&root, &all, "1");
+    let mut promoted: Vec<String> = settings(&[at3.clone(), ok.clone()].concat());
+    promoted.sort();
+    promoted.dedup();
+    let mut want = rung0[..3].to_vec();
+    want.sort();
+    assert_eq!(promoted, want, "rung 0 promotes the best three at epoch 1");
+    let rung1 = ranked_at(&root, &promoted, "3");
+    assert_eq!(
+        settings(&ok),
+        [rung1[0].clone()],
+        "rung 1 promotes the best at epoch 3"
+    );
+
+    // Stopped runs keep what they had: metrics up to their epoch and their weights.
+    for (id, epochs) in at1
+        .iter()
+        .map(|i| (i, "1"))
+        .chain(at3.iter().map(|i| (i, "3")))
+    {
+        let m = Table::read(&root.join("runs").join(id).join("metrics.csv"));
+        assert_eq!(m.column("epoch").last().copied(), Some(epochs), "{id}");
+        assert!(root.join("runs").join(id).join("W.npy").is_file(), "{id}");
+    }
+
+    // Straight through: the survivor over all 8 epochs, a rung-1 loser over 3.
+    let lambda = |id: &str| {
+        id.split('_')
+            .find_map(|p| p.strip_prefix("lambda="))
+            .unwrap()
+            .to_string()
+    };
+    for (id, epochs) in [(&ok[0], 8), (&at3[0], 3)] {
+        let body = format!(
+            "[train]\nepochs = {epochs}\neta = 0.01\nseed = [1, 2]\nlambda = {}\n",
+            lambda(id)
+        );
+        let name = format!("straight{epochs}");
+        let plain = write_sample_spec(tmp.path(), &format!("{name}.toml"), &name, &body);
+        let run = sweep()
+            .args(["run", "--no-summary", "--out"])
+            .arg(&out)
+            .arg(&plain)
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(0));
+        let straight_id = id.replace("epochs=8", &format!("epochs={epochs}"));
+        for file in ["W.npy", "b.npy", "metrics.csv"] {
+            let a = std::fs::read(root.join("runs").join(id).join(file)).unwrap();
+            let b =
+                std::fs::read(out.join(&name).join("runs").join(&straight_id).join(file)).unwrap();
+            assert!(
+                a == b,
+                "{id}/{file} differs from training it straight for {epochs} epochs"
+            );
+        }
+    }
+}
+
+/// A cyclic race counts its rungs in cycles (2 * step_size updates each), and pauses
+/// there mid-epoch (24 updates of 10-batch epochs); the survivor's weights equal straight
+/// training.
+#[test]
+fn halving_of_cyclic_runs_counts_rungs_in_cycles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let body = "[train]\nschedule = \"cyclic\"\neta_min = 1e-5\neta_max = 0.1\nstep_size = 12\n\
+        cycles = 3\nbatch_size = 100\nseed = [1]\nlambda = { log_uniform = [1e-4, 1.0] }\n\
+        [search]\nsamples = 3\nseed = 4\nmethod = \"halving\"\nmin_epochs = 1\nfactor = 3\n";
+    let spec = write_sample_spec(tmp.path(), "cyc.toml", "cyc", body);
+    let out = tmp.path().join("out");
+    let run = sweep()
+        .args(["run", "--no-summary", "--out"])
+        .arg(&out)
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let root = out.join("cyc");
+    let results = Table::read(&root.join("results.csv"));
+    let status = results.column("status");
+    assert_eq!(status.iter().filter(|s| **s == "stopped").count(), 2);
+    assert_eq!(status.iter().filter(|s| **s == "ok").count(), 1);
+    for (id, s) in results.column("run_id").iter().zip(&status) {
+        let m = Table::read(&root.join("runs").join(id).join("metrics.csv"));
+        let last: usize = m.column("update").last().unwrap().parse().unwrap();
+        let want = if *s == "ok" { 2 * 12 * 3 } else { 2 * 12 };
+        assert_eq!(last, want, "{id} ({s}) ends after {last} updates");
+    }
+    let winner =
+        results.column("run_id")[status.iter().position(|s| *s == "ok").unwrap()].to_string();
+    let lambda = winner
+        .split('_')
+        .find_map(|p| p.strip_prefix("lambda="))
+        .unwrap();
+    let plain = write_sample_spec(
+        tmp.path(),
+        "plain.toml",
+        "plain",
+        &body
+            .replace(
+                "lambda = { log_uniform = [1e-4, 1.0] }",
+                &format!("lambda = {lambda}"),
+            )
+            .split("[search]")
+            .next()
+            .unwrap(),
+    );
+    let run = sweep()
+        .args(["run", "--no-summary", "--out"])
+        .arg(&out)
+        .arg(&plain)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0));
+    for file in ["W.npy", "b.npy"] {
+        assert!(
+            std::fs::read(root.join("runs").join(&winner).join(file)).unwrap()
+                == std::fs::read(out.join("plain/runs").join(&winner).join(file)).unwrap(),
+            "{file} of {winner}"
+        );
+    }
+}
+
+/// A race runs in one process: `--shard` and a multi-task Slurm array are refused.
+#[test]
+fn halving_refuses_shards() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write_sample_spec(tmp.path(), "race.toml", "race", HALVING);
+    let out = tmp.path().join("out");
+    let err = refused(
+        sweep()
+            .args(["run", "--shard", "0/2", "--out"])
+            .arg(&out)
+            .arg(&spec),
+    );
+    assert!(err.contains("run it without --shard"), "{err}");
+    let err = refused(
+        sweep()
+            .args(["slurm", "--tasks", "2", "--out"])
+            .arg(&out)
+            .arg(&spec),
+    );
+    assert!(err.contains("sweep slurm --tasks 1"), "{err}");
+    assert!(!out.exists(), "nothing written");
+}

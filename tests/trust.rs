@@ -689,3 +689,46 @@ fn a_failing_run_is_reported_and_the_others_finish() {
     assert_eq!(skipped(&err, 5), 4, "{err}");
     assert_eq!(reported(&err, "ok"), vec![id.to_string()], "{err}");
 }
+
+/// A successive-halving race (27 drawn settings by two seeds, rungs at 1, 3 and 9
+/// epochs) killed at seeded random moments and resumed ends with the outputs of the
+/// uninterrupted race: the same runs stopped at the same rungs, byte for byte (timing
+/// aside), whatever had been written when the kill landed.
+#[test]
+fn a_killed_halving_race_resumes_to_the_same_outcome() {
+    const RACE: &str = "[train]\nepochs = 9\neta = 0.01\nseed = [1, 2]\n\
+        lambda = { log_uniform = [1e-4, 1.0] }\n\
+        [search]\nsamples = 27\nseed = 3\nmethod = \"halving\"\nmin_epochs = 1\nfactor = 3\n";
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "race", RACE);
+    let reference = dir.path().join("reference");
+    let t = Instant::now();
+    let o = run_to_end(&spec, &reference, &["-j", "2"]);
+    let seconds = t.elapsed().as_secs_f64();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let want = snapshot(&reference.join("race"));
+    let results = String::from_utf8(want["results.csv"].clone()).unwrap();
+    assert_eq!(results.matches(",ok,").count(), 2 * 3, "{results}");
+    assert_eq!(results.matches(",stopped,").count(), 2 * 24, "{results}");
+
+    let mut rng = SplitMix(0x4a1f);
+    let mut seen = BTreeMap::new();
+    for trial in 0..10 {
+        let out = dir.path().join(format!("out{trial}"));
+        let mut child = spawn(&spec, &out, &["-j", "2"]);
+        // Most of the race's first moments go to loading; kill in its later 60 %.
+        let delay = Duration::from_secs_f64((0.4 + 0.6 * rng.unit()) * seconds);
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        child.wait().unwrap();
+        *seen
+            .entry(finished_runs(&out.join("race")).len())
+            .or_insert(0) += 1;
+        let o = run_to_end(&spec, &out, &["-j", "2"]);
+        let ctx = format!("trial {trial} (kill at {delay:?}):\n{}", stderr(&o));
+        assert_eq!(o.status.code(), Some(0), "{ctx}");
+        assert_same(&snapshot(&out.join("race")), &want, &ctx);
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+    eprintln!("race took {seconds:.2}s; runs written at kill time -> trials: {seen:?}");
+}

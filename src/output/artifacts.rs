@@ -215,8 +215,8 @@ impl SweepDir {
         )
     }
 
-    /// The recorded result of `run`, if it finished (any status but failed) with the same
-    /// parameters on the same data.
+    /// The recorded result of `run`, if it finished (any status but failed or stopped) with
+    /// the same parameters on the same data.
     pub fn finished(&self, run: &RunSpec, data: &str) -> Result<Option<RunResult>, ArtifactError> {
         let dir = self.run_dir(&run.id);
         if dir.exists() && !dir.is_dir() {
@@ -258,7 +258,11 @@ impl SweepDir {
             });
         }
         let same = result.params == run.params;
-        Ok((same && result.status != RunStatus::Failed).then_some(result))
+        // A failed run is retried; a run successive halving stopped did not train all
+        // its epochs, and (its state beyond its weights not kept) trains again from its
+        // start in a resumed race, to the same numbers.
+        let complete = !matches!(result.status, RunStatus::Failed | RunStatus::Stopped);
+        Ok((same && complete).then_some(result))
     }
 
     /// Writes a trained run's folder atomically and returns its result.

@@ -225,6 +225,11 @@ impl Members {
         train: &[SplitMetrics],
         val: &[SplitMetrics],
     ) -> Vec<usize> {
+        // A group that paused (successive halving) is scored again as it trains on from
+        // the pause; its metrics there are already recorded.
+        if self.recorded == Some(mark.span) {
+            return Vec::new();
+        }
         self.recorded = Some(mark.span);
         let mut diverged = Vec::new();
         for r in 0..self.runs() {

@@ -298,7 +298,9 @@ mod tests {
         );
         std::fs::write(
             &path,
-            format!("{header}\n{row},ok,,1,1,0.5,1,1,0.5,,,,1.0,,\n{row},failed,,,,,,,,,,,0,oom,\n"),
+            format!(
+                "{header}\n{row},ok,,1,1,0.5,1,1,0.5,,,,1.0,,\n{row},failed,,,,,,,,,,,0,oom,\n"
+            ),
         )
         .unwrap();
         assert!(matches!(
