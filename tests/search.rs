@@ -610,14 +610,13 @@ fn halving_of_cyclic_runs_counts_rungs_in_cycles() {
         tmp.path(),
         "plain.toml",
         "plain",
-        &body
-            .replace(
-                "lambda = { log_uniform = [1e-4, 1.0] }",
-                &format!("lambda = {lambda}"),
-            )
-            .split("[search]")
-            .next()
-            .unwrap(),
+        body.replace(
+            "lambda = { log_uniform = [1e-4, 1.0] }",
+            &format!("lambda = {lambda}"),
+        )
+        .split("[search]")
+        .next()
+        .unwrap(),
     );
     let run = sweep()
         .args(["run", "--no-summary", "--out"])
