@@ -564,6 +564,23 @@ fn halving_keeps_a_third_per_rung_and_its_promoted_runs_equal_straight_training(
             );
         }
     }
+
+    // The report draws the race and ranks only the candidate that finished.
+    sweep().arg("summarize").arg(&root).assert().success();
+    assert!(root.join("figures/halving.png").is_file());
+    let report = std::fs::read_to_string(root.join("report.html")).unwrap();
+    assert!(report.contains("<h2>Successive halving</h2>"), "{report}");
+    assert!(
+        report.contains("8 of 9 candidates were stopped"),
+        "{report}"
+    );
+    let summary = Table::read(&root.join("summary.csv"));
+    let ranked: Vec<&str> = summary
+        .column("rank")
+        .into_iter()
+        .filter(|r| !r.is_empty())
+        .collect();
+    assert_eq!(ranked, ["1"]);
 }
 
 /// A cyclic race counts its rungs in cycles (2 * step_size updates each), and pauses

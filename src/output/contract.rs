@@ -65,6 +65,8 @@ pub fn array_file(name: &str) -> String {
 
 /// The figure of every setting's validation accuracy, inside `figures/`.
 pub const OVERLAY_PNG: &str = "val_accuracy_all.png";
+/// A successive-halving race: every candidate's curve, stopped ones marked.
+pub const HALVING_PNG: &str = "halving.png";
 const CURVES_PREFIX: &str = "curves_";
 const WEIGHTS_PREFIX: &str = "weights_";
 const BATCH_NORM_PREFIX: &str = "batchnorm_";
@@ -97,13 +99,18 @@ pub fn overlay_png() -> String {
     format!("{FIGURES_DIR}/{OVERLAY_PNG}")
 }
 
+pub fn halving_png() -> String {
+    format!("{FIGURES_DIR}/{HALVING_PNG}")
+}
+
 /// Whether a file name inside `figures/` is one of the figures the summary draws.
 pub fn is_figure_name(name: &str) -> bool {
     name.ends_with(PNG)
         && (name.starts_with(CURVES_PREFIX)
             || name.starts_with(WEIGHTS_PREFIX)
             || name.starts_with(BATCH_NORM_PREFIX)
-            || name == OVERLAY_PNG)
+            || name == OVERLAY_PNG
+            || name == HALVING_PNG)
 }
 
 /// A file-name-safe form of a run or setting id. Ids are made of `[A-Za-z0-9._=-]`

@@ -140,6 +140,8 @@ pub struct SettingSummary {
     pub run_ids: Vec<String>,
     /// Run ids with status ok, in plan order; the statistics are over these.
     pub ok_run_ids: Vec<String>,
+    /// Run ids successive halving stopped, in plan order (not in the statistics).
+    pub stopped_run_ids: Vec<String>,
     pub n_diverged: usize,
     pub n_failed: usize,
     pub stats: [Stats; Metric::COUNT],
@@ -187,6 +189,8 @@ pub struct PairFigure {
 pub struct FigureIndex {
     /// Every setting's mean validation accuracy in one chart.
     pub overlay: Option<String>,
+    /// A successive-halving race, every candidate's curve with the stopped ones marked.
+    pub halving: Option<String>,
     /// Loss, cost and accuracy curves by setting id.
     pub curves: HashMap<String, CurveFigure>,
     /// Settings with batch norm beside their twins without, in summary order.
@@ -255,6 +259,7 @@ impl Summary {
         for setting_id in order {
             let runs = &groups[&setting_id];
             let mut ok = Vec::new();
+            let mut stopped = Vec::new();
             let (mut n_diverged, mut n_failed) = (0, 0);
             for run in runs {
                 match by_id.get(run.run_id.as_str()) {
@@ -270,7 +275,7 @@ impl Summary {
                         }
                         // Successive halving's stopped runs are expected, not missing:
                         // they count towards n_planned only.
-                        RunStatus::Stopped => {}
+                        RunStatus::Stopped => stopped.push(r.run_id.clone()),
                         RunStatus::Failed => {
                             n_failed += 1;
                             missing.failed.push(FailedRun {
@@ -290,6 +295,7 @@ impl Summary {
                 params: runs[0].params.clone(),
                 run_ids: runs.iter().map(|r| r.run_id.clone()).collect(),
                 ok_run_ids: ok.iter().map(|r| r.run_id.clone()).collect(),
+                stopped_run_ids: stopped,
                 n_diverged,
                 n_failed,
                 stats,

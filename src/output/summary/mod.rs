@@ -23,6 +23,7 @@ use crate::output::contract::{
 
 mod aggregate;
 mod error;
+mod halving;
 mod plots;
 mod read;
 mod report;
@@ -58,6 +59,7 @@ pub fn summarize_sweep(dir: &Path, opts: &SummaryOptions) -> Result<Summary, Sum
     )?;
     if opts.figures {
         summary.figures = plots::write_figures(dir, &summary)?;
+        summary.figures.halving = halving::write_halving_figure(dir, &summary)?;
         write(&dir.join(REPORT_HTML), report::render(&summary).as_bytes())?;
     }
     Ok(summary)

@@ -203,7 +203,7 @@ pub(crate) fn write_figures(dir: &Path, summary: &Summary) -> Result<FigureIndex
 
 /// The min..max band over `runs` of the points `pick` selects, against `x_axis`. Points
 /// without an update count (folders older than the column) fall back to epochs.
-fn band_of<'a>(
+pub(super) fn band_of<'a>(
     runs: &[&'a RunCurves],
     x_axis: XAxis,
     pick: impl Fn(&'a RunCurves) -> &'a Vec<Point>,

@@ -147,6 +147,22 @@ pub(crate) fn render(summary: &Summary) -> String {
             url_path(rel)
         );
     }
+    if let Some(rel) = &summary.figures.halving {
+        let stopped: usize = summary
+            .settings
+            .iter()
+            .filter(|s| s.n() == 0 && !s.stopped_run_ids.is_empty())
+            .count();
+        let _ = writeln!(
+            h,
+            "<h2>Successive halving</h2>\n<p>{stopped} of {} candidates were stopped before the end \
+             (status <code>stopped</code> in results.csv, with <code>stopped_epoch</code>); the table \
+             ranks the ones that trained to the end.</p>\n<figure><img src=\"{}\" alt=\"successive halving: every candidate's validation accuracy\" width=\"1300\" height=\"620\">\
+             <figcaption>Mean validation accuracy over seeds of every candidate; grey lines stopped where crossed.</figcaption></figure>",
+            summary.settings.len(),
+            url_path(rel)
+        );
+    }
     write_batch_norm_pairs(&mut h, summary);
     if let Some(rows) = &summary.gradcheck {
         write_gradcheck(&mut h, rows);
