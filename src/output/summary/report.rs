@@ -6,7 +6,7 @@
 //! May import `output::contract`, `summary::read` and `summary::aggregate` (what it
 //! shows) and `summary::plots` (the montage cap it explains).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use crate::output::contract::{Metric, SETTING_COLUMNS};
@@ -93,6 +93,34 @@ fn anchor(s: &SettingSummary) -> String {
     )
 }
 
+/// The settings that get a section of their own: the `figures.top` best ranked ones.
+fn in_detail(summary: &Summary) -> HashSet<&str> {
+    summary
+        .settings
+        .iter()
+        .filter(|s| s.rank.is_some())
+        .take(summary.figures.top)
+        .map(|s| s.setting_id.as_str())
+        .collect()
+}
+
+/// A setting's id, linked to its section when it has one.
+fn setting_link(s: &SettingSummary, detailed: &HashSet<&str>) -> String {
+    if detailed.contains(s.setting_id.as_str()) {
+        format!(
+            "<a href=\"#{}\"><code>{}</code></a>",
+            anchor(s),
+            escape(&s.setting_id)
+        )
+    } else {
+        format!("<code>{}</code>", escape(&s.setting_id))
+    }
+}
+
+/// The settings table shows at most this many rows (or `--top` if larger); the rest are
+/// in summary.csv.
+const TABLE_ROWS: usize = 20;
+
 /// Parameter columns whose value differs between settings; the others are stated once.
 fn varying_params(summary: &Summary) -> Vec<usize> {
     (0..SETTING_COLUMNS.len())
@@ -137,8 +165,10 @@ pub(crate) fn render(summary: &Summary) -> String {
         );
     }
 
-    write_best(&mut h, summary);
-    write_settings_table(&mut h, summary);
+    let detailed = in_detail(summary);
+    write_best(&mut h, summary, &detailed);
+    write_response(&mut h, summary);
+    write_settings_table(&mut h, summary, &detailed);
     if let Some(rel) = &summary.figures.overlay {
         let _ = writeln!(
             h,
@@ -147,11 +177,11 @@ pub(crate) fn render(summary: &Summary) -> String {
             url_path(rel)
         );
     }
-    write_batch_norm_pairs(&mut h, summary);
+    write_batch_norm_pairs(&mut h, summary, &detailed);
     if let Some(rows) = &summary.gradcheck {
         write_gradcheck(&mut h, rows);
     }
-    write_details(&mut h, summary);
+    write_details(&mut h, summary, &detailed);
     write_missing(&mut h, summary);
     h.push_str("</body>\n</html>\n");
     h
@@ -159,7 +189,7 @@ pub(crate) fn render(summary: &Summary) -> String {
 
 /// Each setting with batch norm beside its twin without: their test accuracies and one
 /// figure with both settings' curves on the same axes.
-fn write_batch_norm_pairs(h: &mut String, summary: &Summary) {
+fn write_batch_norm_pairs(h: &mut String, summary: &Summary, detailed: &HashSet<&str>) {
     let pairs = &summary.figures.batch_norm_pairs;
     if pairs.is_empty() {
         return;
@@ -179,13 +209,7 @@ fn write_batch_norm_pairs(h: &mut String, summary: &Summary) {
         let (Some(off), Some(on)) = (by_id.get(p.off.as_str()), by_id.get(p.on.as_str())) else {
             continue;
         };
-        let link = |s: &SettingSummary| {
-            format!(
-                "<a href=\"#{}\"><code>{}</code></a>",
-                anchor(s),
-                escape(&s.setting_id)
-            )
-        };
+        let link = |s: &SettingSummary| setting_link(s, detailed);
         let _ = writeln!(
             h,
             "<section>\n<h3>{}</h3>\n<p>Test accuracy without batch norm {} % (n = {}), with it {} % (n = {}): {} and {}.</p>\n\
@@ -208,17 +232,62 @@ fn write_batch_norm_pairs(h: &mut String, summary: &Summary) {
     }
 }
 
-fn write_best(h: &mut String, summary: &Summary) {
+/// Validation accuracy against each numeric axis that varies, then the heatmaps: how
+/// the sweep responds to its settings, whatever their number.
+fn write_response(h: &mut String, summary: &Summary) {
+    let f = &summary.figures;
+    if f.responses.is_empty() && f.heatmaps.is_empty() {
+        return;
+    }
+    h.push_str("<h2 id=\"response\">Response to the settings</h2>\n");
+    let coarse = match &f.coarse {
+        Some(dir) => format!(
+            " Blue: this sweep (fine); orange: the coarse sweep it was refined from, <code>{}</code>.",
+            escape(dir)
+        ),
+        None => String::new(),
+    };
+    for r in &f.responses {
+        let _ = writeln!(
+            h,
+            "<figure><img src=\"{}\" alt=\"validation accuracy against {}\" width=\"{}\" height=\"{}\">\
+             <figcaption>Validation accuracy against <code>{}</code>{}: a dot per setting at its mean over seeds, \
+             a bar from its worst to its best seed.{coarse}</figcaption></figure>",
+            url_path(&r.rel),
+            escape(&r.axis),
+            r.size.0,
+            r.size.1,
+            escape(&r.axis),
+            if r.log_x { " (log scale)" } else { "" },
+        );
+    }
+    for m in &f.heatmaps {
+        let _ = writeln!(
+            h,
+            "<figure><img src=\"{}\" alt=\"best mean validation accuracy by {} and {}\" width=\"{}\" height=\"{}\">\
+             <figcaption>Each cell: the best mean validation accuracy (over seeds) of the settings whose \
+             <code>{}</code> and <code>{}</code> fall in it; blank: no setting there.</figcaption></figure>",
+            url_path(&m.rel),
+            escape(&m.axes[0]),
+            escape(&m.axes[1]),
+            m.size.0,
+            m.size.1,
+            escape(&m.axes[0]),
+            escape(&m.axes[1]),
+        );
+    }
+}
+
+fn write_best(h: &mut String, summary: &Summary, detailed: &HashSet<&str>) {
     h.push_str("<h2 id=\"best\">Best setting</h2>\n");
     match summary.best() {
         Some(b) => {
             let _ = writeln!(
                 h,
-                "<div class=\"best\"><p><a href=\"#{}\"><code>{}</code></a></p>\
+                "<div class=\"best\"><p>{}</p>\
                  <p>Validation accuracy {} %, test accuracy {} %, train accuracy {} % \
                  (mean ± std over {} of {} planned seeds).</p></div>",
-                anchor(b),
-                escape(&b.setting_id),
+                setting_link(b, detailed),
                 pm(b.stat(Metric::ValAccuracy), 100.0, 2),
                 pm(b.stat(Metric::TestAccuracy), 100.0, 2),
                 pm(b.stat(Metric::TrainAccuracy), 100.0, 2),
@@ -230,7 +299,7 @@ fn write_best(h: &mut String, summary: &Summary) {
     }
 }
 
-fn write_settings_table(h: &mut String, summary: &Summary) {
+fn write_settings_table(h: &mut String, summary: &Summary, detailed: &HashSet<&str>) {
     let varying = varying_params(summary);
     h.push_str("<h2>Settings</h2>\n");
     if let Some(first) = summary.settings.first() {
@@ -254,18 +323,22 @@ fn write_settings_table(h: &mut String, summary: &Summary) {
         "<th>n / planned</th><th>train acc %</th><th>val acc %</th><th>test acc %</th>\
          <th>train cost</th><th>val cost</th><th>test cost</th></tr></thead>\n<tbody>\n",
     );
-    for s in &summary.settings {
+    let shown = TABLE_ROWS.max(summary.figures.top);
+    for s in summary.settings.iter().take(shown) {
         let class = if s.rank == Some(1) {
             " class=\"rank1\""
         } else {
             ""
         };
+        let id = if detailed.contains(s.setting_id.as_str()) {
+            format!("<a href=\"#{}\">{}</a>", anchor(s), escape(&s.setting_id))
+        } else {
+            escape(&s.setting_id)
+        };
         let _ = write!(
             h,
-            "<tr{class}><td>{}</td><td class=\"id\"><a href=\"#{}\">{}</a></td>",
+            "<tr{class}><td>{}</td><td class=\"id\">{id}</td>",
             s.rank.map(|r| r.to_string()).unwrap_or_else(|| "–".into()),
-            anchor(s),
-            escape(&s.setting_id)
         );
         for &i in &varying {
             let _ = write!(h, "<td>{}</td>", escape(&s.params[i]));
@@ -283,8 +356,18 @@ fn write_settings_table(h: &mut String, summary: &Summary) {
         }
         h.push_str("</tr>\n");
     }
+    h.push_str("</tbody></table></div>\n");
+    let more = summary.settings.len().saturating_sub(shown);
+    if more > 0 {
+        let _ = writeln!(
+            h,
+            "<p class=\"note\" id=\"more-settings\">The {shown} best settings of {}; {more} more settings are in \
+             <a href=\"summary.csv\">summary.csv</a>.</p>",
+            summary.settings.len()
+        );
+    }
     h.push_str(
-        "</tbody></table></div>\n<p class=\"note\">Mean ± sample standard deviation (ddof = 1) over the seeds \
+        "<p class=\"note\">Mean ± sample standard deviation (ddof = 1) over the seeds \
          that finished with status ok; no ± when only one did. Ranked by mean validation accuracy \
          (ties share a rank). Full precision, min and max: <a href=\"summary.csv\">summary.csv</a>.</p>\n",
     );
@@ -383,9 +466,24 @@ fn write_network_gradcheck(h: &mut String, rows: &[GradcheckRow]) {
     h.push_str("</tbody></table></div>\n");
 }
 
-fn write_details(h: &mut String, summary: &Summary) {
+fn write_details(h: &mut String, summary: &Summary, detailed: &HashSet<&str>) {
     h.push_str("<h2>Settings in detail</h2>\n");
-    for s in &summary.settings {
+    let rest = summary.settings.len() - detailed.len();
+    if rest > 0 {
+        let _ = writeln!(
+            h,
+            "<p class=\"note\">The {} best settings by mean validation accuracy (<code>--top {}</code>); \
+             the other {rest} are in the settings table, <a href=\"summary.csv\">summary.csv</a> and the \
+             response figures.</p>",
+            detailed.len(),
+            summary.figures.top
+        );
+    }
+    for s in summary
+        .settings
+        .iter()
+        .filter(|s| detailed.contains(s.setting_id.as_str()))
+    {
         let rank = s.rank.map(|r| format!("#{r} ")).unwrap_or_default();
         let _ = writeln!(
             h,
