@@ -130,16 +130,34 @@ pub fn draw_response(path: &Path, r: &Response) -> Result<(), FigureError> {
                 .max()
                 .unwrap_or(0)
                 + 40;
-            let (x0, y0) = (
-                px.end - 10 - w,
-                py.end - 10 - 24 * entries.len() as i32 - 12,
-            );
+            let h = 24 * entries.len() as i32 + 12;
+            // The corner that hides the fewest dots and bar ends.
+            let marks: Vec<(i32, i32)> = points()
+                .flat_map(|p| [p.min, p.mean, p.max].map(|v| (t(p.x), v * 100.0)))
+                .map(|c| chart.backend_coord(&c))
+                .collect();
+            let (x0, y0) = [
+                (px.end - 10 - w, py.end - 10 - h),
+                (px.end - 10 - w, py.start + 10),
+                (px.start + 10, py.end - 10 - h),
+                (px.start + 10, py.start + 10),
+            ]
+            .into_iter()
+            .min_by_key(|&(x0, y0)| {
+                marks
+                    .iter()
+                    .filter(|&&(x, y)| {
+                        x >= x0 - 6 && x <= x0 + w + 6 && y >= y0 - 6 && y <= y0 + h + 6
+                    })
+                    .count()
+            })
+            .expect("invariant broken: four candidate corners");
             root.draw(&Rectangle::new(
-                [(x0, y0), (px.end - 10, py.end - 10)],
+                [(x0, y0), (x0 + w, y0 + h)],
                 WHITE.mix(0.9).filled(),
             ))?;
             root.draw(&Rectangle::new(
-                [(x0, y0), (px.end - 10, py.end - 10)],
+                [(x0, y0), (x0 + w, y0 + h)],
                 RGBColor(170, 170, 170),
             ))?;
             for (i, e) in entries.iter().enumerate() {
