@@ -29,9 +29,10 @@ use crate::output::summary::error::SummaryError;
 use crate::output::summary::read::{Point, RunCurves, Series, read_curves, read_weights};
 use crate::output::summary::response::{self, Coarse, SweepFile};
 
-/// At most this many weight montages are drawn per sweep. Each setting's first-seed run
-/// is always drawn (the report shows it); other runs are drawn in plan order until the
-/// cap is reached, because beyond that the images cost time and disk without being read.
+/// At most this many weight montages are drawn per sweep, all of the `--top` settings.
+/// Each top setting's first-seed run is always drawn (the report shows it); its other
+/// runs are drawn in plan order until the cap is reached, because beyond that the images
+/// cost time and disk without being read.
 pub const MAX_MONTAGES: usize = 500;
 
 /// What the figures draw besides the summary itself: how many of the best settings get
