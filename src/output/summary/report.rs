@@ -1,6 +1,6 @@
 //! The HTML report of a sweep: one self-contained page laid out like a lab report (title,
-//! settings table, best setting, gradient check, per-setting figures and weight montages,
-//! missing runs). It has inline CSS and references images by relative path
+//! best setting, the response figures and heatmaps, the settings table (the best rows),
+//! gradient check, the top settings' figures and weight montages, missing runs). It has inline CSS and references images by relative path
 //! (`figures/...`), so it opens straight from disk without a server or network.
 //!
 //! May import `output::contract`, `summary::read` and `summary::aggregate` (what it
@@ -597,6 +597,41 @@ fn write_missing(h: &mut String, summary: &Summary) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_shows_the_best_20_and_only_the_top_settings_get_sections() {
+        use crate::output::contract::RunStatus;
+        use crate::output::summary::aggregate::tests::{planned, result};
+        let ids: Vec<String> = (0..25).map(|i| format!("s{i:02}_seed=1")).collect();
+        let plan: Vec<_> = ids.iter().map(|id| planned(id, id)).collect();
+        let results: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| result(id, RunStatus::Ok, 0.1 + 0.01 * i as f64))
+            .collect();
+        let mut summary = Summary::from_runs("t", &plan, &results).unwrap();
+        summary.figures.top = 3;
+        let html = render(&summary);
+        let table = &html[html.find("<table id=\"settings\">").unwrap()..];
+        let tbody = &table[table.find("<tbody>").unwrap()..table.find("</tbody>").unwrap()];
+        assert_eq!(tbody.matches("<tr").count(), 20);
+        assert!(
+            tbody.contains("s24") && !tbody.contains(">s04<"),
+            "best first"
+        );
+        assert!(html.contains("5 more settings are in <a href=\"summary.csv\">"));
+        assert_eq!(html.matches("<section id=\"setting-").count(), 3);
+        assert_eq!(
+            tbody.matches("<a href=\"#setting-").count(),
+            3,
+            "links only to sections"
+        );
+
+        summary.figures.top = 30;
+        let html = render(&summary);
+        assert!(!html.contains("more settings are in"), "all 25 rows shown");
+        assert_eq!(html.matches("<section id=\"setting-").count(), 25);
+    }
 
     #[test]
     fn escape_covers_markup_characters() {
