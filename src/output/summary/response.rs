@@ -276,7 +276,8 @@ fn heatmap(
 
 /// Draws `response_<axis>.png` for every numeric axis that varies across the sweep's
 /// settings (with the coarse sweep's settings on the same axes, if any), and
-/// `heatmap_<a>_<b>.png` for the first [`MAX_HEATMAPS`] pairs of them.
+/// `heatmap_<a>_<b>.png` for the first [`MAX_HEATMAPS`] pairs of them (unless no
+/// setting has values on both axes, as when each axis varies in its own grid).
 pub(crate) fn write_response_figures(
     dir: &Path,
     summary: &Summary,
@@ -359,6 +360,7 @@ pub(crate) fn write_response_figures(
             let map = heatmap(&summary.name, settings, (x.0, &x.1, x.2), (y.0, &y.1, y.2));
             (fig, map)
         })
+        .filter(|(_, map)| map.cells.iter().any(Option::is_some))
         .collect();
     maps.par_iter()
         .map(|(fig, map)| figures::draw_heatmap(&dir.join(&fig.rel), map))
