@@ -142,7 +142,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let summary = summarize_sweep(out, &SummaryOptions::default())?;
     let with_figures = t1.elapsed();
     let t2 = Instant::now();
-    summarize_sweep(out, &SummaryOptions { figures: false })?;
+    let tables_only = SummaryOptions {
+        figures: false,
+        ..SummaryOptions::default()
+    };
+    summarize_sweep(out, &tables_only)?;
     let without = t2.elapsed();
     eprintln!(
         "summarize_sweep: {with_figures:.2?} with figures ({} curve figures, {} montages, {} montages skipped), {without:.2?} without",

@@ -35,7 +35,9 @@ pub enum Command {
     /// Rebuild a sweep's tables from its run folders and summarise them.
     ///
     /// DIR is one sweep's output folder (out/<name>) or a folder of them (out/).
-    /// Writes summary.csv, figures/ and report.html in each sweep folder.
+    /// Writes summary.csv, figures/ and report.html in each sweep folder: validation
+    /// accuracy against each numeric axis and heatmaps over pairs of axes for every
+    /// setting; curves and weights for the --top N best.
     ///
     /// Example: sweep summarize out/sample --format markdown
     Summarize(SummarizeArgs),
@@ -210,6 +212,11 @@ pub struct SummarizeArgs {
     /// Skip figures and report.html (tables only).
     #[arg(long)]
     pub no_figures: bool,
+    /// Draw curves and weight montages, and give report sections, only to the N best
+    /// settings by mean validation accuracy. summary.csv, the report's response figures
+    /// (accuracy against each numeric axis) and heatmaps cover every setting.
+    #[arg(long, value_name = "N", default_value_t = sweep::output::summary::DEFAULT_TOP)]
+    pub top: usize,
 }
 
 impl From<Format> for sweep::output::summary::TableFormat {

@@ -101,6 +101,7 @@ fn run(args: RunArgs) -> anyhow::Result<Outcome> {
 fn summarize(args: SummarizeArgs) -> anyhow::Result<Outcome> {
     let opts = sweep::output::summary::SummaryOptions {
         figures: !args.no_figures,
+        top: args.top,
     };
     let many = app::summarize(&args.dir, &opts)?;
     let mut out = String::new();

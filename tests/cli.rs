@@ -785,6 +785,7 @@ fn help_texts_exit_0_and_mention_every_flag() {
                 "<DIR>",
                 "--format",
                 "--no-figures",
+                "--top",
                 "--verbose",
                 "--quiet",
                 "--help",

@@ -457,7 +457,11 @@ fn a_disk_that_fills_while_figures_are_written_leaves_no_truncated_figure_or_rep
     let fig_dir = dir.join("figures");
     let good_figures = files(&fig_dir);
     let good_report = fs::read(dir.join("report.html")).unwrap();
-    assert_eq!(good_figures.len(), 5, "overlay, 2 curves, 2 montages");
+    assert_eq!(
+        good_figures.len(),
+        6,
+        "overlay, 2 curves, 2 montages, eta's response"
+    );
 
     // With earlier figures in place: each is left as it was or rewritten whole (and a
     // figure drawn again is the same bytes), so the folder reads exactly as before.
@@ -576,4 +580,195 @@ fn a_batch_norm_sweep_saves_its_statistics_and_checks_every_array() {
         "the report says why b1 has no error"
     );
     assert!(html.contains("<td class=\"id\">gamma1</td>"));
+}
+
+/// `sweep summarize DIR` with extra arguments, which must succeed.
+fn summarize_with(dir: &Path, args: &[&str]) {
+    let out = sweep()
+        .arg("summarize")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// The figure names in `dir/figures` that start with `prefix`.
+fn figures_named(dir: &Path, prefix: &str) -> Vec<String> {
+    visible_names(&dir.join("figures"))
+        .into_iter()
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+/// How many pixels of `png` are exactly `colour`.
+fn count_colour(png: &Path, colour: [u8; 3]) -> usize {
+    pixels(png).2.iter().filter(|p| **p == colour).count()
+}
+
+const FINE_BLUE: [u8; 3] = [31, 119, 180];
+const COARSE_ORANGE: [u8; 3] = [255, 127, 14];
+
+/// A 12-draw search of lambda and eta on the sample (1 epoch, seeds 1 and 2), run and
+/// summarized by `sweep run`; its folder.
+fn search_sweep(tmp: &Path) -> PathBuf {
+    let spec = common::write_sample_spec(
+        tmp,
+        "search.toml",
+        "search",
+        "[train]\nepochs = 1\nbatch_size = 100\nseed = [1, 2]\n\
+         lambda = { log_uniform = [1e-4, 1e-1] }\neta = { log_uniform = [1e-3, 1e-1] }\n\
+         [search]\nsamples = 12\nseed = 1\n",
+    );
+    let out = tmp.join("out");
+    run_ok(&spec, &out);
+    out.join("search")
+}
+
+/// The issue's reports at scale: `--top 3` draws curves and montages for the 3 best
+/// settings only (removing those of the 8 that `sweep run` drew), and every setting is
+/// on the response figures (one per varying axis, log scale) and the heatmap, which the
+/// report shows before the settings in detail.
+#[test]
+fn top_n_limits_per_setting_figures_and_response_figures_cover_every_setting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = search_sweep(tmp.path());
+    assert_eq!(
+        figures_named(&dir, "curves_").len(),
+        8,
+        "`sweep run` summarizes with the default --top 8"
+    );
+
+    summarize_with(&dir, &["--top", "3"]);
+    let summary = common::Table::read(&dir.join("summary.csv"));
+    assert_eq!(summary.rows.len(), 12, "summary.csv keeps every setting");
+    let mut best: Vec<(usize, &str)> = summary
+        .column("rank")
+        .iter()
+        .map(|r| r.parse().unwrap())
+        .zip(summary.column("setting_id"))
+        .collect();
+    best.sort();
+    let mut expected: Vec<String> = best[..3]
+        .iter()
+        .map(|(_, id)| format!("curves_{id}.png"))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        figures_named(&dir, "curves_"),
+        expected,
+        "the 3 best by rank"
+    );
+    let weights = figures_named(&dir, "weights_");
+    assert_eq!(weights.len(), 3 * 2, "each seed of the 3 best: {weights:?}");
+    assert!(
+        weights
+            .iter()
+            .all(|w| best[..3].iter().any(|(_, id)| w.contains(id))),
+        "{weights:?}"
+    );
+
+    let figures = dir.join("figures");
+    for axis in ["lambda", "eta"] {
+        let png = figures.join(format!("response_{axis}.png"));
+        let (w, h, _) = pixels(&png);
+        assert_eq!((w, h), (900, 560), "{axis}");
+        assert!(count_colour(&png, FINE_BLUE) > 100, "{axis}: dots drawn");
+        assert_eq!(count_colour(&png, COARSE_ORANGE), 0, "no coarse sweep");
+    }
+    assert!(
+        figures_named(&dir, "response_").len() == 2,
+        "lambda and eta only: epochs, batch size and the rest do not vary"
+    );
+    let (w, h, heat) = pixels(&figures.join("heatmap_lambda_eta.png"));
+    assert_eq!((w, h), (900, 720));
+    // Cells run from viridis' dark blue (the worst cell) to its yellow (the best).
+    for colour in [[68, 1, 84], [253, 231, 37]] {
+        let n = heat.iter().filter(|p| **p == colour).count();
+        assert!(n > 500, "{n} pixels of {colour:?}: a whole cell");
+    }
+
+    let html = fs::read_to_string(dir.join("report.html")).unwrap();
+    let details = html.find("<h2>Settings in detail</h2>").unwrap();
+    for rel in [
+        "figures/response_lambda.png",
+        "figures/response_eta.png",
+        "figures/heatmap_lambda_eta.png",
+    ] {
+        let at = html
+            .find(&format!("src=\"{rel}\""))
+            .unwrap_or_else(|| panic!("the report shows {rel}"));
+        assert!(at < details, "{rel} comes before the per-setting sections");
+    }
+    assert!(
+        html.contains("(log scale)"),
+        "both axes were drawn log-uniformly"
+    );
+    assert_eq!(html.matches("<section id=\"setting-").count(), 3);
+    assert!(html.contains("the other 9 are in the settings table"));
+    for name in &expected {
+        assert!(html.contains(&format!("src=\"figures/{name}\"")), "{name}");
+    }
+
+    summarize_with(&dir, &[]);
+    assert_eq!(figures_named(&dir, "curves_").len(), 8, "the default is 8");
+    summarize_with(&dir, &["--top", "20"]);
+    assert_eq!(
+        figures_named(&dir, "curves_").len(),
+        12,
+        "at most every setting"
+    );
+}
+
+/// A refined sweep (`[search] refined_from`) draws the coarse sweep's settings beside its
+/// own on each response figure, in another colour, and the report says so.
+#[test]
+fn a_refined_sweep_shows_the_coarse_settings_on_its_response_figures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coarse = search_sweep(tmp.path());
+    let fine_spec = common::write_sample_spec(
+        tmp.path(),
+        "fine.toml",
+        "fine",
+        &format!(
+            "[train]\nepochs = 1\nbatch_size = 100\nseed = [1, 2]\neta = 0.01\n\
+             lambda = {{ log_uniform = [1e-3, 1e-2] }}\n\
+             [search]\nsamples = 5\nseed = 2\nrefined_from = \"{}\"\n",
+            coarse.display()
+        ),
+    );
+    let out = tmp.path().join("out");
+    run_ok(&fine_spec, &out);
+    let fine = out.join("fine");
+    summarize_ok(&fine);
+
+    assert_eq!(figures_named(&fine, "response_"), ["response_lambda.png"]);
+    let png = fine.join("figures/response_lambda.png");
+    assert_eq!(pixels(&png).0, 900);
+    let (blue, orange) = (
+        count_colour(&png, FINE_BLUE),
+        count_colour(&png, COARSE_ORANGE),
+    );
+    assert!(blue > 50, "the fine settings: {blue} blue pixels");
+    assert!(orange > 50, "the coarse settings: {orange} orange pixels");
+    assert_eq!(
+        count_colour(&coarse.join("figures/response_lambda.png"), COARSE_ORANGE),
+        0,
+        "the coarse sweep alone has no second series"
+    );
+    let html = fs::read_to_string(fine.join("report.html")).unwrap();
+    assert!(
+        html.contains("the coarse sweep it was refined from"),
+        "the caption names both series"
+    );
+    assert!(
+        figures_named(&fine, "heatmap_").is_empty(),
+        "one axis varies"
+    );
+
+    // A coarse folder that is gone leaves the fine sweep's figure alone, not a failure.
+    fs::rename(&coarse, tmp.path().join("moved")).unwrap();
+    summarize_ok(&fine);
+    assert_eq!(count_colour(&png, COARSE_ORANGE), 0);
+    assert!(count_colour(&png, FINE_BLUE) > 50);
 }

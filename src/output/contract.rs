@@ -12,7 +12,8 @@
 //! <out>/<name>/gradcheck.csv     the gradient-check table (with gradcheck.json)
 //! <out>/<name>/summary.csv       one row per setting, aggregated over seeds
 //! <out>/<name>/figures/          curves_<setting>.png, val_accuracy_all.png, weights_<run>.png,
-//!                                batchnorm_<setting>.png (a setting beside its twin without batch norm)
+//!                                batchnorm_<setting>.png (a setting beside its twin without batch norm),
+//!                                response_<axis>.png, heatmap_<a>_<b>.png (accuracy against the axes)
 //! <out>/<name>/report.html       the report page
 //! ```
 //!
@@ -70,6 +71,8 @@ pub const HALVING_PNG: &str = "halving.png";
 const CURVES_PREFIX: &str = "curves_";
 const WEIGHTS_PREFIX: &str = "weights_";
 const BATCH_NORM_PREFIX: &str = "batchnorm_";
+const RESPONSE_PREFIX: &str = "response_";
+const HEATMAP_PREFIX: &str = "heatmap_";
 const PNG: &str = ".png";
 
 /// The path of a setting's curve figure, relative to the sweep folder.
@@ -94,6 +97,22 @@ pub fn batch_norm_png(setting_id: &str) -> String {
     )
 }
 
+/// The path of the figure of validation accuracy against one setting axis (its key),
+/// relative to the sweep folder.
+pub fn response_png(axis: &str) -> String {
+    format!("{FIGURES_DIR}/{RESPONSE_PREFIX}{}{PNG}", file_stem(axis))
+}
+
+/// The path of the heatmap of validation accuracy over two setting axes (their keys),
+/// relative to the sweep folder.
+pub fn heatmap_png(a: &str, b: &str) -> String {
+    format!(
+        "{FIGURES_DIR}/{HEATMAP_PREFIX}{}_{}{PNG}",
+        file_stem(a),
+        file_stem(b)
+    )
+}
+
 /// The path of the validation-accuracy overlay, relative to the sweep folder.
 pub fn overlay_png() -> String {
     format!("{FIGURES_DIR}/{OVERLAY_PNG}")
@@ -109,6 +128,8 @@ pub fn is_figure_name(name: &str) -> bool {
         && (name.starts_with(CURVES_PREFIX)
             || name.starts_with(WEIGHTS_PREFIX)
             || name.starts_with(BATCH_NORM_PREFIX)
+            || name.starts_with(RESPONSE_PREFIX)
+            || name.starts_with(HEATMAP_PREFIX)
             || name == OVERLAY_PNG
             || name == HALVING_PNG)
 }
@@ -752,11 +773,17 @@ mod tests {
     fn figure_names_are_recognised_and_ids_cannot_escape_the_folder() {
         assert_eq!(curves_png("a=1"), "figures/curves_a=1.png");
         assert_eq!(weights_png("../x y"), "figures/weights_..~x~y.png");
+        assert_eq!(
+            heatmap_png("lambda", "eta"),
+            "figures/heatmap_lambda_eta.png"
+        );
         for rel in [
             curves_png("s"),
             weights_png("r"),
             batch_norm_png("s_bn"),
             overlay_png(),
+            response_png("lambda"),
+            heatmap_png("lambda", "eta"),
         ] {
             assert!(
                 is_figure_name(rel.strip_prefix("figures/").unwrap()),

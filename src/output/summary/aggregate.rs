@@ -184,9 +184,37 @@ pub struct PairFigure {
     pub x_axis: &'static str,
 }
 
+/// A figure of validation accuracy against one setting axis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseFigure {
+    /// The axis's key (its column).
+    pub axis: String,
+    pub rel: String,
+    pub size: (u32, u32),
+    pub log_x: bool,
+    /// Settings of the coarse sweep drawn beside this sweep's (0: none).
+    pub n_coarse: usize,
+}
+
+/// A heatmap of the best mean validation accuracy over two setting axes (x, y).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeatmapFigure {
+    pub axes: [String; 2],
+    pub rel: String,
+    pub size: (u32, u32),
+}
+
 /// Relative paths (from the sweep folder) of the figures that were written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FigureIndex {
+    /// How many of the best settings get their own figures and report sections.
+    pub top: usize,
+    /// Validation accuracy against each numeric axis that varies, in column order.
+    pub responses: Vec<ResponseFigure>,
+    /// Heatmaps over the first pairs of those axes.
+    pub heatmaps: Vec<HeatmapFigure>,
+    /// The coarse sweep's folder, when the response figures also show its settings.
+    pub coarse: Option<String>,
     /// Every setting's mean validation accuracy in one chart.
     pub overlay: Option<String>,
     /// A successive-halving race, every candidate's curve with the stopped ones marked.

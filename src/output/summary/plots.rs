@@ -1,10 +1,12 @@
-//! Plotting a summary: which figures a [`Summary`] gets (per-setting curves against
-//! epochs or update steps, the validation-accuracy overlay, first-layer weight montages
-//! up to [`MAX_MONTAGES`]), drawn through
+//! Plotting a summary: which figures a [`Summary`] gets (the response figures and
+//! heatmaps of `summary::response`, the validation-accuracy overlay of every setting,
+//! and for the top settings only, per-setting curves against epochs or update steps and
+//! first-layer weight montages up to [`MAX_MONTAGES`]), drawn through
 //! [`crate::output::figures`] into `figures/`, and the index of what was drawn.
 //!
 //! May import `output::contract`, `output::atomic`, `output::figures`, `summary::read`,
-//! `summary::aggregate`, `summary::error`, and `data` (CIFAR-10's class names).
+//! `summary::aggregate`, `summary::error`, `summary::response`, and `data` (CIFAR-10's
+//! class names).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -25,17 +27,34 @@ use crate::output::summary::aggregate::{
 };
 use crate::output::summary::error::SummaryError;
 use crate::output::summary::read::{Point, RunCurves, Series, read_curves, read_weights};
+use crate::output::summary::response::{self, Coarse, SweepFile};
 
-/// At most this many weight montages are drawn per sweep. Each setting's first-seed run
-/// is always drawn (the report shows it); other runs are drawn in plan order until the
-/// cap is reached, because beyond that the images cost time and disk without being read.
+/// At most this many weight montages are drawn per sweep, all of the `--top` settings.
+/// Each top setting's first-seed run is always drawn (the report shows it); its other
+/// runs are drawn in plan order until the cap is reached, because beyond that the images
+/// cost time and disk without being read.
 pub const MAX_MONTAGES: usize = 500;
 
-/// Draws the per-setting curves, the validation-accuracy overlay and the weight montages
-/// into `dir/figures/`, then removes the figures of an earlier summary that this one no
-/// longer draws. Each figure replaces its old version atomically, so a failure part-way
-/// leaves every figure either as it was or complete.
-pub(crate) fn write_figures(dir: &Path, summary: &Summary) -> Result<FigureIndex, SummaryError> {
+/// What the figures draw besides the summary itself: how many of the best settings get
+/// their own figures, the sweep file's log axes, and the coarse sweep, if any.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FigureInput<'a> {
+    pub top: usize,
+    pub file: &'a SweepFile,
+    pub coarse: Option<&'a Coarse>,
+}
+
+/// Draws the response figures and heatmaps, the validation-accuracy overlay of every
+/// setting, and the curves, batch-norm pairs and weight montages of the `input.top`
+/// best settings into `dir/figures/`, then removes the figures of an earlier summary
+/// that this one no longer draws (a setting no longer in the top). Each figure replaces
+/// its old version atomically, so a failure part-way leaves every figure either as it
+/// was or complete.
+pub(crate) fn write_figures(
+    dir: &Path,
+    summary: &Summary,
+    input: FigureInput<'_>,
+) -> Result<FigureIndex, SummaryError> {
     let fig_dir = dir.join(FIGURES_DIR);
     std::fs::create_dir_all(&fig_dir).map_err(|source| SummaryError::Write {
         path: fig_dir.clone(),
@@ -55,8 +74,39 @@ pub(crate) fn write_figures(dir: &Path, summary: &Summary) -> Result<FigureIndex
         HashMap::new()
     };
 
-    let mut index = FigureIndex::default();
+    let mut index = FigureIndex {
+        top: input.top,
+        ..FigureIndex::default()
+    };
+    let (responses, heatmaps) =
+        response::write_response_figures(dir, summary, input.file, input.coarse)?;
+    index.responses = responses;
+    index.heatmaps = heatmaps;
+    index.coarse = input
+        .coarse
+        .filter(|_| index.responses.iter().any(|r| r.n_coarse > 0))
+        .map(|c| c.dir.display().to_string());
+
+    // Settings are best first, so the top ones are the first ranked ones.
+    let top: HashSet<&str> = summary
+        .settings
+        .iter()
+        .filter(|s| s.rank.is_some())
+        .take(input.top)
+        .map(|s| s.setting_id.as_str())
+        .collect();
+    let pairs: Vec<(&str, &str)> = batch_norm_pairs(&summary.settings)
+        .into_iter()
+        .filter(|(off, on)| top.contains(off) || top.contains(on))
+        .collect();
+    let needs_curves: HashSet<&str> = top
+        .iter()
+        .copied()
+        .chain(pairs.iter().flat_map(|(off, on)| [*off, *on]))
+        .collect();
+
     let mut curve_jobs = Vec::new();
+    let mut curves_of: HashMap<&str, SettingCurves> = HashMap::new();
     let mut overlay_runs = Vec::new();
     for s in &summary.settings {
         let runs: Vec<&RunCurves> = s
@@ -72,44 +122,49 @@ pub(crate) fn write_figures(dir: &Path, summary: &Summary) -> Result<FigureIndex
         } else {
             XAxis::Epoch
         };
-        let band = |series: Series| band_of(&runs, x_axis, |r| &r.series[series as usize]);
-        let learning_rate = runs
-            .iter()
-            .any(|r| r.learning_rate_moves())
-            .then(|| band_of(&runs, x_axis, |r| &r.learning_rate));
-        let c = SettingCurves {
-            title: s.setting_id.clone(),
-            n_runs: runs.len(),
-            x_axis,
-            loss_name: loss_name(&s.params).to_string(),
-            loss: [band(Series::TrainLoss), band(Series::ValLoss)],
-            cost: [band(Series::TrainCost), band(Series::ValCost)],
-            accuracy: [band(Series::TrainAccuracy), band(Series::ValAccuracy)],
-            learning_rate,
-        };
-        let rel = contract::curves_png(&s.setting_id);
-        index.curves.insert(
-            s.setting_id.clone(),
-            CurveFigure {
-                rel: rel.clone(),
-                size: c.size(),
-                x_axis: x_axis.label(),
-            },
-        );
-        curve_jobs.push((rel, c));
-        overlay_runs.push((s, runs));
+        if needs_curves.contains(s.setting_id.as_str()) {
+            let band = |series: Series| band_of(&runs, x_axis, |r| &r.series[series as usize]);
+            let learning_rate = runs
+                .iter()
+                .any(|r| r.learning_rate_moves())
+                .then(|| band_of(&runs, x_axis, |r| &r.learning_rate));
+            let c = SettingCurves {
+                title: s.setting_id.clone(),
+                n_runs: runs.len(),
+                x_axis,
+                loss_name: loss_name(&s.params).to_string(),
+                loss: [band(Series::TrainLoss), band(Series::ValLoss)],
+                cost: [band(Series::TrainCost), band(Series::ValCost)],
+                accuracy: [band(Series::TrainAccuracy), band(Series::ValAccuracy)],
+                learning_rate,
+            };
+            if top.contains(s.setting_id.as_str()) {
+                let rel = contract::curves_png(&s.setting_id);
+                index.curves.insert(
+                    s.setting_id.clone(),
+                    CurveFigure {
+                        rel: rel.clone(),
+                        size: c.size(),
+                        x_axis: x_axis.label(),
+                    },
+                );
+                curve_jobs.push((rel, s.setting_id.as_str()));
+            }
+            curves_of.insert(s.setting_id.as_str(), c);
+        }
+        overlay_runs.push((s, runs, x_axis));
     }
 
     if !overlay_runs.is_empty() {
         // One x axis for every line: update steps as soon as one setting is shown so.
-        let x_axis = curve_jobs
+        let x_axis = overlay_runs
             .iter()
-            .map(|(_, c)| c.x_axis)
+            .map(|(_, _, x)| *x)
             .max_by_key(|x| *x == XAxis::Update)
             .unwrap_or_default();
         let lines: Vec<OverlayLine> = overlay_runs
             .iter()
-            .map(|(s, runs)| OverlayLine {
+            .map(|(s, runs, _)| OverlayLine {
                 label: match s.rank {
                     Some(r) => format!("#{r} {}", s.setting_id),
                     None => s.setting_id.clone(),
@@ -124,15 +179,10 @@ pub(crate) fn write_figures(dir: &Path, summary: &Summary) -> Result<FigureIndex
 
     curve_jobs
         .par_iter()
-        .map(|(rel, c)| figures::draw_setting_curves(&dir.join(rel), c))
+        .map(|(rel, id)| figures::draw_setting_curves(&dir.join(rel), &curves_of[id]))
         .collect::<Result<Vec<()>, FigureError>>()?;
 
-    let curves_of: HashMap<&str, &SettingCurves> = overlay_runs
-        .iter()
-        .zip(&curve_jobs)
-        .map(|((s, _), (_, c))| (s.setting_id.as_str(), c))
-        .collect();
-    let pair_jobs: Vec<(PairFigure, [&SettingCurves; 2])> = batch_norm_pairs(&summary.settings)
+    let pair_jobs: Vec<(PairFigure, [&SettingCurves; 2])> = pairs
         .into_iter()
         .filter_map(|(off, on)| {
             let c = [curves_of.get(off)?, curves_of.get(on)?];
@@ -144,7 +194,7 @@ pub(crate) fn write_figures(dir: &Path, summary: &Summary) -> Result<FigureIndex
                     size: figures::pair_size(),
                     x_axis: c[0].x_axis.label(),
                 };
-                (fig, [*c[0], *c[1]])
+                (fig, c)
             })
         })
         .collect();
@@ -158,15 +208,17 @@ pub(crate) fn write_figures(dir: &Path, summary: &Summary) -> Result<FigureIndex
         .collect::<Result<Vec<()>, FigureError>>()?;
     index.batch_norm_pairs = pair_jobs.into_iter().map(|(fig, _)| fig).collect();
 
-    let mut montage_runs: Vec<&str> = summary
-        .settings
-        .iter()
+    let top_settings = || {
+        summary
+            .settings
+            .iter()
+            .filter(|s| top.contains(s.setting_id.as_str()))
+    };
+    let mut montage_runs: Vec<&str> = top_settings()
         .filter_map(|s| s.ok_run_ids.first().map(String::as_str))
         .collect();
     let firsts: HashSet<&str> = montage_runs.iter().copied().collect();
-    let others: Vec<&str> = summary
-        .settings
-        .iter()
+    let others: Vec<&str> = top_settings()
         .flat_map(|s| s.ok_run_ids.iter().map(String::as_str))
         .filter(|id| !firsts.contains(id))
         .collect();
@@ -355,6 +407,8 @@ fn remove_stale_figures(fig_dir: &Path, index: &FigureIndex) -> Result<(), Summa
         .chain(index.curves.values().map(|c| &c.rel))
         .chain(index.montages.values())
         .chain(index.batch_norm_pairs.iter().map(|p| &p.rel))
+        .chain(index.responses.iter().map(|r| &r.rel))
+        .chain(index.heatmaps.iter().map(|h| &h.rel))
         .filter_map(|rel| Path::new(rel).file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .collect();

@@ -1,12 +1,12 @@
 //! The HTML report of a sweep: one self-contained page laid out like a lab report (title,
-//! settings table, best setting, gradient check, per-setting figures and weight montages,
-//! missing runs). It has inline CSS and references images by relative path
+//! best setting, the response figures and heatmaps, the settings table (the best rows),
+//! gradient check, the top settings' figures and weight montages, missing runs). It has inline CSS and references images by relative path
 //! (`figures/...`), so it opens straight from disk without a server or network.
 //!
 //! May import `output::contract`, `summary::read` and `summary::aggregate` (what it
 //! shows) and `summary::plots` (the montage cap it explains).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use crate::output::contract::{Metric, SETTING_COLUMNS};
@@ -93,6 +93,34 @@ fn anchor(s: &SettingSummary) -> String {
     )
 }
 
+/// The settings that get a section of their own: the `figures.top` best ranked ones.
+fn in_detail(summary: &Summary) -> HashSet<&str> {
+    summary
+        .settings
+        .iter()
+        .filter(|s| s.rank.is_some())
+        .take(summary.figures.top)
+        .map(|s| s.setting_id.as_str())
+        .collect()
+}
+
+/// A setting's id, linked to its section when it has one.
+fn setting_link(s: &SettingSummary, detailed: &HashSet<&str>) -> String {
+    if detailed.contains(s.setting_id.as_str()) {
+        format!(
+            "<a href=\"#{}\"><code>{}</code></a>",
+            anchor(s),
+            escape(&s.setting_id)
+        )
+    } else {
+        format!("<code>{}</code>", escape(&s.setting_id))
+    }
+}
+
+/// The settings table shows at most this many rows (or `--top` if larger); the rest are
+/// in summary.csv.
+const TABLE_ROWS: usize = 20;
+
 /// Parameter columns whose value differs between settings; the others are stated once.
 fn varying_params(summary: &Summary) -> Vec<usize> {
     (0..SETTING_COLUMNS.len())
@@ -137,8 +165,10 @@ pub(crate) fn render(summary: &Summary) -> String {
         );
     }
 
-    write_best(&mut h, summary);
-    write_settings_table(&mut h, summary);
+    let detailed = in_detail(summary);
+    write_best(&mut h, summary, &detailed);
+    write_response(&mut h, summary);
+    write_settings_table(&mut h, summary, &detailed);
     if let Some(rel) = &summary.figures.overlay {
         let _ = writeln!(
             h,
@@ -163,11 +193,11 @@ pub(crate) fn render(summary: &Summary) -> String {
             url_path(rel)
         );
     }
-    write_batch_norm_pairs(&mut h, summary);
+    write_batch_norm_pairs(&mut h, summary, &detailed);
     if let Some(rows) = &summary.gradcheck {
         write_gradcheck(&mut h, rows);
     }
-    write_details(&mut h, summary);
+    write_details(&mut h, summary, &detailed);
     write_missing(&mut h, summary);
     h.push_str("</body>\n</html>\n");
     h
@@ -175,7 +205,7 @@ pub(crate) fn render(summary: &Summary) -> String {
 
 /// Each setting with batch norm beside its twin without: their test accuracies and one
 /// figure with both settings' curves on the same axes.
-fn write_batch_norm_pairs(h: &mut String, summary: &Summary) {
+fn write_batch_norm_pairs(h: &mut String, summary: &Summary, detailed: &HashSet<&str>) {
     let pairs = &summary.figures.batch_norm_pairs;
     if pairs.is_empty() {
         return;
@@ -195,13 +225,7 @@ fn write_batch_norm_pairs(h: &mut String, summary: &Summary) {
         let (Some(off), Some(on)) = (by_id.get(p.off.as_str()), by_id.get(p.on.as_str())) else {
             continue;
         };
-        let link = |s: &SettingSummary| {
-            format!(
-                "<a href=\"#{}\"><code>{}</code></a>",
-                anchor(s),
-                escape(&s.setting_id)
-            )
-        };
+        let link = |s: &SettingSummary| setting_link(s, detailed);
         let _ = writeln!(
             h,
             "<section>\n<h3>{}</h3>\n<p>Test accuracy without batch norm {} % (n = {}), with it {} % (n = {}): {} and {}.</p>\n\
@@ -224,17 +248,62 @@ fn write_batch_norm_pairs(h: &mut String, summary: &Summary) {
     }
 }
 
-fn write_best(h: &mut String, summary: &Summary) {
+/// Validation accuracy against each numeric axis that varies, then the heatmaps: how
+/// the sweep responds to its settings, whatever their number.
+fn write_response(h: &mut String, summary: &Summary) {
+    let f = &summary.figures;
+    if f.responses.is_empty() && f.heatmaps.is_empty() {
+        return;
+    }
+    h.push_str("<h2 id=\"response\">Response to the settings</h2>\n");
+    let coarse = match &f.coarse {
+        Some(dir) => format!(
+            " Blue: this sweep (fine); orange: the coarse sweep it was refined from, <code>{}</code>.",
+            escape(dir)
+        ),
+        None => String::new(),
+    };
+    for r in &f.responses {
+        let _ = writeln!(
+            h,
+            "<figure><img src=\"{}\" alt=\"validation accuracy against {}\" width=\"{}\" height=\"{}\">\
+             <figcaption>Validation accuracy against <code>{}</code>{}: a dot per setting at its mean over seeds, \
+             a bar from its worst to its best seed.{coarse}</figcaption></figure>",
+            url_path(&r.rel),
+            escape(&r.axis),
+            r.size.0,
+            r.size.1,
+            escape(&r.axis),
+            if r.log_x { " (log scale)" } else { "" },
+        );
+    }
+    for m in &f.heatmaps {
+        let _ = writeln!(
+            h,
+            "<figure><img src=\"{}\" alt=\"best mean validation accuracy by {} and {}\" width=\"{}\" height=\"{}\">\
+             <figcaption>Each cell: the best mean validation accuracy (over seeds) of the settings whose \
+             <code>{}</code> and <code>{}</code> fall in it; blank: no setting there.</figcaption></figure>",
+            url_path(&m.rel),
+            escape(&m.axes[0]),
+            escape(&m.axes[1]),
+            m.size.0,
+            m.size.1,
+            escape(&m.axes[0]),
+            escape(&m.axes[1]),
+        );
+    }
+}
+
+fn write_best(h: &mut String, summary: &Summary, detailed: &HashSet<&str>) {
     h.push_str("<h2 id=\"best\">Best setting</h2>\n");
     match summary.best() {
         Some(b) => {
             let _ = writeln!(
                 h,
-                "<div class=\"best\"><p><a href=\"#{}\"><code>{}</code></a></p>\
+                "<div class=\"best\"><p>{}</p>\
                  <p>Validation accuracy {} %, test accuracy {} %, train accuracy {} % \
                  (mean ± std over {} of {} planned seeds).</p></div>",
-                anchor(b),
-                escape(&b.setting_id),
+                setting_link(b, detailed),
                 pm(b.stat(Metric::ValAccuracy), 100.0, 2),
                 pm(b.stat(Metric::TestAccuracy), 100.0, 2),
                 pm(b.stat(Metric::TrainAccuracy), 100.0, 2),
@@ -246,7 +315,7 @@ fn write_best(h: &mut String, summary: &Summary) {
     }
 }
 
-fn write_settings_table(h: &mut String, summary: &Summary) {
+fn write_settings_table(h: &mut String, summary: &Summary, detailed: &HashSet<&str>) {
     let varying = varying_params(summary);
     h.push_str("<h2>Settings</h2>\n");
     if let Some(first) = summary.settings.first() {
@@ -270,18 +339,22 @@ fn write_settings_table(h: &mut String, summary: &Summary) {
         "<th>n / planned</th><th>train acc %</th><th>val acc %</th><th>test acc %</th>\
          <th>train cost</th><th>val cost</th><th>test cost</th></tr></thead>\n<tbody>\n",
     );
-    for s in &summary.settings {
+    let shown = TABLE_ROWS.max(summary.figures.top);
+    for s in summary.settings.iter().take(shown) {
         let class = if s.rank == Some(1) {
             " class=\"rank1\""
         } else {
             ""
         };
+        let id = if detailed.contains(s.setting_id.as_str()) {
+            format!("<a href=\"#{}\">{}</a>", anchor(s), escape(&s.setting_id))
+        } else {
+            escape(&s.setting_id)
+        };
         let _ = write!(
             h,
-            "<tr{class}><td>{}</td><td class=\"id\"><a href=\"#{}\">{}</a></td>",
+            "<tr{class}><td>{}</td><td class=\"id\">{id}</td>",
             s.rank.map(|r| r.to_string()).unwrap_or_else(|| "–".into()),
-            anchor(s),
-            escape(&s.setting_id)
         );
         for &i in &varying {
             let _ = write!(h, "<td>{}</td>", escape(&s.params[i]));
@@ -299,8 +372,18 @@ fn write_settings_table(h: &mut String, summary: &Summary) {
         }
         h.push_str("</tr>\n");
     }
+    h.push_str("</tbody></table></div>\n");
+    let more = summary.settings.len().saturating_sub(shown);
+    if more > 0 {
+        let _ = writeln!(
+            h,
+            "<p class=\"note\" id=\"more-settings\">The {shown} best settings of {}; {more} more settings are in \
+             <a href=\"summary.csv\">summary.csv</a>.</p>",
+            summary.settings.len()
+        );
+    }
     h.push_str(
-        "</tbody></table></div>\n<p class=\"note\">Mean ± sample standard deviation (ddof = 1) over the seeds \
+        "<p class=\"note\">Mean ± sample standard deviation (ddof = 1) over the seeds \
          that finished with status ok; no ± when only one did. Ranked by mean validation accuracy \
          (ties share a rank). Full precision, min and max: <a href=\"summary.csv\">summary.csv</a>.</p>\n",
     );
@@ -399,9 +482,24 @@ fn write_network_gradcheck(h: &mut String, rows: &[GradcheckRow]) {
     h.push_str("</tbody></table></div>\n");
 }
 
-fn write_details(h: &mut String, summary: &Summary) {
+fn write_details(h: &mut String, summary: &Summary, detailed: &HashSet<&str>) {
     h.push_str("<h2>Settings in detail</h2>\n");
-    for s in &summary.settings {
+    let rest = summary.settings.len() - detailed.len();
+    if rest > 0 {
+        let _ = writeln!(
+            h,
+            "<p class=\"note\">The {} best settings by mean validation accuracy (<code>--top {}</code>); \
+             the other {rest} are in the settings table, <a href=\"summary.csv\">summary.csv</a> and the \
+             response figures.</p>",
+            detailed.len(),
+            summary.figures.top
+        );
+    }
+    for s in summary
+        .settings
+        .iter()
+        .filter(|s| detailed.contains(s.setting_id.as_str()))
+    {
         let rank = s.rank.map(|r| format!("#{r} ")).unwrap_or_default();
         let _ = writeln!(
             h,
@@ -515,6 +613,41 @@ fn write_missing(h: &mut String, summary: &Summary) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_shows_the_best_20_and_only_the_top_settings_get_sections() {
+        use crate::output::contract::RunStatus;
+        use crate::output::summary::aggregate::tests::{planned, result};
+        let ids: Vec<String> = (0..25).map(|i| format!("s{i:02}_seed=1")).collect();
+        let plan: Vec<_> = ids.iter().map(|id| planned(id, id)).collect();
+        let results: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| result(id, RunStatus::Ok, 0.1 + 0.01 * i as f64))
+            .collect();
+        let mut summary = Summary::from_runs("t", &plan, &results).unwrap();
+        summary.figures.top = 3;
+        let html = render(&summary);
+        let table = &html[html.find("<table id=\"settings\">").unwrap()..];
+        let tbody = &table[table.find("<tbody>").unwrap()..table.find("</tbody>").unwrap()];
+        assert_eq!(tbody.matches("<tr").count(), 20);
+        assert!(
+            tbody.contains("s24") && !tbody.contains(">s04<"),
+            "best first"
+        );
+        assert!(html.contains("5 more settings are in <a href=\"summary.csv\">"));
+        assert_eq!(html.matches("<section id=\"setting-").count(), 3);
+        assert_eq!(
+            tbody.matches("<a href=\"#setting-").count(),
+            3,
+            "links only to sections"
+        );
+
+        summary.figures.top = 30;
+        let html = render(&summary);
+        assert!(!html.contains("more settings are in"), "all 25 rows shown");
+        assert_eq!(html.matches("<section id=\"setting-").count(), 25);
+    }
 
     #[test]
     fn escape_covers_markup_characters() {

@@ -150,8 +150,8 @@ fn summarizes_a_synthetic_sweep_folder_end_to_end() {
         .map(|e| e.unwrap().path())
         .collect();
     pngs.sort();
-    // 2 curve figures, 1 overlay and 4 montages (one per ok run).
-    assert_eq!(pngs.len(), 7, "{pngs:?}");
+    // 2 curve figures, 1 overlay, 4 montages (one per ok run) and lambda's response.
+    assert_eq!(pngs.len(), 8, "{pngs:?}");
     for p in &pngs {
         let (w, h) = png_size(p);
         assert!(
@@ -207,7 +207,11 @@ fn a_second_summary_removes_figures_of_runs_that_are_gone() {
 fn figures_can_be_turned_off() {
     let tmp = tempfile::tempdir().unwrap();
     write_synthetic_sweep(tmp.path());
-    summarize_sweep(tmp.path(), &SummaryOptions { figures: false }).unwrap();
+    let opts = SummaryOptions {
+        figures: false,
+        ..SummaryOptions::default()
+    };
+    summarize_sweep(tmp.path(), &opts).unwrap();
     assert!(tmp.path().join("summary.csv").is_file());
     assert!(!tmp.path().join("figures").exists());
     assert!(!tmp.path().join("report.html").exists());

@@ -2,7 +2,8 @@
 //! band over seeds (against epochs or update steps, with the learning-rate curve when
 //! it moves), one chart overlaying every setting's validation accuracy, and weight
 //! montages that show each row of the first weight matrix (W's classes, W1's hidden
-//! units) as a 32x32 RGB image. It draws what it is
+//! units) as a 32x32 RGB image, and (in `response`) validation accuracy against each
+//! setting axis and heatmaps over two axes. It draws what it is
 //! given and knows nothing of the summary; each PNG is encoded in memory and written
 //! atomically, so a full disk never leaves a 0-byte or truncated figure.
 //!
@@ -29,6 +30,12 @@ use thiserror::Error;
 
 use crate::output::atomic::write_atomic;
 
+mod response;
+pub use response::{
+    Heatmap, HeatmapAxis, Response, ResponsePoint, ResponseSeries, draw_heatmap, draw_response,
+    heatmap_size, response_size,
+};
+
 /// Side of a CIFAR-10 image in pixels.
 pub const IMAGE_SIDE: usize = 32;
 /// Length of one row of W: three 32x32 planes (R, G, B), each row-major.
@@ -44,7 +51,7 @@ const CHART_COMPRESSION: png::Compression = png::Compression::Default;
 /// costs little disk and saves about 2 s of CPU per 500 montages.
 const MONTAGE_COMPRESSION: png::Compression = png::Compression::Fast;
 
-static DEJAVU_SANS: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+static DEJAVU_SANS: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
 const FONT: &str = "sans-serif";
 
 /// Tableau 10, a palette designed so adjacent lines stay distinguishable.
@@ -389,7 +396,7 @@ fn value_range<'a>(bands: impl IntoIterator<Item = &'a Band>) -> Range<f64> {
 /// A y tick's text: plain decimals (at most 4, trailing zeros dropped) for everyday
 /// magnitudes, scientific notation for huge or tiny ones (a cost that blew up to 1e15,
 /// a learning rate of 1e-5), so a label never runs off the chart.
-fn tick_label(v: f64) -> String {
+pub fn tick_label(v: f64) -> String {
     let a = v.abs();
     if a != 0.0 && !(1e-3..1e5).contains(&a) {
         return format!("{v:.1e}");
