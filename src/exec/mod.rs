@@ -502,16 +502,57 @@ pub fn partition(
     Ok((done, pending))
 }
 
-/// Trains `pending` and returns one outcome per run, in the order given.
-///
-/// Cohorts (see [`cohorts`]) train one after another, each on the whole pool.
-pub fn execute(
+/// Evaluates `$call` with `$G` naming the trainer type of runs with parameters `$p`
+/// ([`trainer_type`]): the one place a kind of model is picked.
+macro_rules! with_trainer {
+    ($p:expr, $G:ident => $call:expr) => {
+        match trainer_type($p) {
+            (F32, CrossEntropy, false) => {
+                type $G<'d> = LinearTrainer<'d, f32>;
+                $call
+            }
+            (F64, CrossEntropy, false) => {
+                type $G<'d> = LinearTrainer<'d, f64>;
+                $call
+            }
+            (F32, Hinge, false) => {
+                type $G<'d> = LinearTrainer<'d, f32, loss::Hinge>;
+                $call
+            }
+            (F64, Hinge, false) => {
+                type $G<'d> = LinearTrainer<'d, f64, loss::Hinge>;
+                $call
+            }
+            (F32, CrossEntropy, true) => {
+                type $G<'d> = NetTrainer<'d, f32>;
+                $call
+            }
+            (F64, CrossEntropy, true) => {
+                type $G<'d> = NetTrainer<'d, f64>;
+                $call
+            }
+            (F32, Hinge, true) => {
+                type $G<'d> = NetTrainer<'d, f32, loss::Hinge>;
+                $call
+            }
+            (F64, Hinge, true) => {
+                type $G<'d> = NetTrainer<'d, f64, loss::Hinge>;
+                $call
+            }
+        }
+    };
+}
+
+/// Builds the pool and context `execute` and `execute_halving` share, runs `body` on the
+/// pool, and returns the outcomes it gathered in `pending`'s order.
+fn on_pool(
     pending: &[RunSpec],
     data: &Dataset,
     dir: &SweepDir,
     fingerprint: &str,
     opts: &ExecOptions,
     progress: &dyn Progress,
+    body: impl FnOnce(&Context<'_>, &mut Vec<RunOutcome>) + Send,
 ) -> Vec<RunOutcome> {
     let cx = Context {
         data,
@@ -526,44 +567,7 @@ pub fn execute(
         .build()
         .expect("thread pool");
     let mut outcomes = Vec::with_capacity(pending.len());
-    pool.install(|| {
-        let rows_per_run = LinearTrainer::<f32>::rows_per_run(data);
-        for cohort in cohorts(work_units(pending), opts.jobs.get(), rows_per_run) {
-            if cx.stop.load(Ordering::Relaxed) {
-                outcomes.extend(cohort.iter().flatten().map(|run| RunOutcome {
-                    run: run.clone(),
-                    result: Err(RunError::Skipped),
-                    reused: false,
-                }));
-                continue;
-            }
-            let claimed: Vec<Claimed> = cohort
-                .iter()
-                .filter_map(|unit| cx.claim(unit, &mut outcomes))
-                .collect();
-            if claimed.is_empty() {
-                continue;
-            }
-            // The one place a kind of model is picked.
-            let p = &cohort[0][0].params;
-            let network = !p.hidden.is_empty();
-            let out = &mut outcomes;
-            match (p.precision, p.loss, network) {
-                (F32, CrossEntropy, false) => cx.train_cohort::<LinearTrainer<f32>>(claimed, out),
-                (F64, CrossEntropy, false) => cx.train_cohort::<LinearTrainer<f64>>(claimed, out),
-                (F32, Hinge, false) => {
-                    cx.train_cohort::<LinearTrainer<f32, loss::Hinge>>(claimed, out)
-                }
-                (F64, Hinge, false) => {
-                    cx.train_cohort::<LinearTrainer<f64, loss::Hinge>>(claimed, out)
-                }
-                (F32, CrossEntropy, true) => cx.train_cohort::<NetTrainer<f32>>(claimed, out),
-                (F64, CrossEntropy, true) => cx.train_cohort::<NetTrainer<f64>>(claimed, out),
-                (F32, Hinge, true) => cx.train_cohort::<NetTrainer<f32, loss::Hinge>>(claimed, out),
-                (F64, Hinge, true) => cx.train_cohort::<NetTrainer<f64, loss::Hinge>>(claimed, out),
-            }
-        }
-    });
+    pool.install(|| body(&cx, &mut outcomes));
     let mut by_id: std::collections::HashMap<_, _> = outcomes
         .into_iter()
         .map(|o| (o.run.id.clone(), o))
@@ -576,6 +580,48 @@ pub fn execute(
                 .expect("every pending run has an outcome")
         })
         .collect()
+}
+
+/// Trains `pending` and returns one outcome per run, in the order given.
+///
+/// Cohorts (see [`cohorts`]) train one after another, each on the whole pool.
+pub fn execute(
+    pending: &[RunSpec],
+    data: &Dataset,
+    dir: &SweepDir,
+    fingerprint: &str,
+    opts: &ExecOptions,
+    progress: &dyn Progress,
+) -> Vec<RunOutcome> {
+    on_pool(
+        pending,
+        data,
+        dir,
+        fingerprint,
+        opts,
+        progress,
+        |cx, outcomes| {
+            let rows_per_run = LinearTrainer::<f32>::rows_per_run(data);
+            for cohort in cohorts(work_units(pending), opts.jobs.get(), rows_per_run) {
+                if cx.stop.load(Ordering::Relaxed) {
+                    outcomes.extend(cohort.iter().flatten().map(|run| RunOutcome {
+                        run: run.clone(),
+                        result: Err(RunError::Skipped),
+                        reused: false,
+                    }));
+                    continue;
+                }
+                let claimed: Vec<Claimed> = cohort
+                    .iter()
+                    .filter_map(|unit| cx.claim(unit, outcomes))
+                    .collect();
+                if claimed.is_empty() {
+                    continue;
+                }
+                with_trainer!(&cohort[0][0].params, G => cx.train_cohort::<G>(claimed, outcomes));
+            }
+        },
+    )
 }
 
 /// Which trainer type trains a run: what the runs of one successive-halving race must
@@ -602,57 +648,25 @@ pub fn execute_halving(
     opts: &ExecOptions,
     progress: &dyn Progress,
 ) -> Vec<RunOutcome> {
-    let cx = Context {
+    on_pool(
+        pending,
         data,
         dir,
         fingerprint,
         opts,
         progress,
-        stop: AtomicBool::new(false),
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.get())
-        .build()
-        .expect("thread pool");
-    let mut outcomes = Vec::with_capacity(pending.len());
-    pool.install(|| {
-        let claimed: Vec<Claimed> = work_units(pending)
-            .iter()
-            .filter_map(|unit| cx.claim(unit, &mut outcomes))
-            .collect();
-        let Some(first) = claimed.first().map(|c| c.runs[0].params) else {
-            return;
-        };
-        let (reused, halving) = (race.reused, &race.halving);
-        let out = &mut outcomes;
-        match trainer_type(&first) {
-            (F32, CrossEntropy, false) => {
-                cx.race::<LinearTrainer<f32>>(claimed, reused, halving, out)
-            }
-            (F64, CrossEntropy, false) => {
-                cx.race::<LinearTrainer<f64>>(claimed, reused, halving, out)
-            }
-            (F32, Hinge, false) => {
-                cx.race::<LinearTrainer<f32, loss::Hinge>>(claimed, reused, halving, out)
-            }
-            (F64, Hinge, false) => {
-                cx.race::<LinearTrainer<f64, loss::Hinge>>(claimed, reused, halving, out)
-            }
-            (F32, CrossEntropy, true) => cx.race::<NetTrainer<f32>>(claimed, reused, halving, out),
-            (F64, CrossEntropy, true) => cx.race::<NetTrainer<f64>>(claimed, reused, halving, out),
-            (F32, Hinge, true) => {
-                cx.race::<NetTrainer<f32, loss::Hinge>>(claimed, reused, halving, out)
-            }
-            (F64, Hinge, true) => {
-                cx.race::<NetTrainer<f64, loss::Hinge>>(claimed, reused, halving, out)
-            }
-        }
-    });
-    let mut by_id: std::collections::HashMap<_, _> = outcomes
-        .into_iter()
-        .map(|o| (o.run.id.clone(), o))
-        .collect();
-    pending.iter().filter_map(|r| by_id.remove(&r.id)).collect()
+        |cx, outcomes| {
+            let claimed: Vec<Claimed> = work_units(pending)
+                .iter()
+                .filter_map(|unit| cx.claim(unit, outcomes))
+                .collect();
+            let Some(first) = claimed.first().map(|c| c.runs[0].params) else {
+                return;
+            };
+            let (reused, halving) = (race.reused, &race.halving);
+            with_trainer!(&first, G => cx.race::<G>(claimed, reused, halving, outcomes));
+        },
+    )
 }
 
 #[cfg(test)]

@@ -310,11 +310,14 @@ impl SettingCurves {
     }
 }
 
-/// One line of the validation-accuracy overlay; lines come best first.
+/// One line of the validation-accuracy overlay or the halving figure; lines come best
+/// first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OverlayLine {
     pub label: String,
     pub band: Band,
+    /// Successive halving stopped it (drawn grey, crossed where it ends).
+    pub stopped: bool,
 }
 
 type DrawResult = Result<(), Box<dyn StdError>>;
@@ -724,114 +727,51 @@ pub fn draw_val_accuracy_overlay(
     x_axis: XAxis,
     lines: &[OverlayLine],
 ) -> Result<(), FigureError> {
-    register_font()?;
-    const WIDTH: u32 = 1300;
-    const PLOT_W: u32 = 820;
-    render_png(path, (WIDTH, 620), CHART_COMPRESSION, |root| {
-        root.fill(&WHITE)?;
-        let title = format!(
-            "Validation accuracy per {}, mean over seeds: {sweep_name}",
-            x_axis.label()
-        );
-        root.draw(&Label::new(title, (WIDTH as i32 / 2, 10), 22.0).centered())?;
-        let (plot_area, _) = root.margin(46, 0, 0, 0).split_horizontally(PLOT_W);
-        let scaled: Vec<Band> = lines
-            .iter()
-            .map(|l| mean_only(&l.band.scaled(100.0)))
-            .collect();
-        let mut chart = ChartBuilder::on(&plot_area.margin(8, 8, 8, 14))
-            .x_label_area_size(45)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x_range(&scaled), value_range(&scaled))?;
-        chart
-            .configure_mesh()
-            .x_desc(x_axis.label())
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_desc("validation accuracy (%)")
-            .y_label_formatter(&|y| format!("{y:.0}"))
-            .label_style((FONT, 14))
-            .axis_desc_style((FONT, 16))
-            .light_line_style(RGBColor(238, 238, 238))
-            .bold_line_style(RGBColor(214, 214, 214))
-            .draw()?;
-        let grey = RGBColor(190, 190, 190);
-        // Grey lines first so the coloured ones are drawn on top of them.
-        for band in scaled.iter().skip(OVERLAY_COLOURED) {
-            chart.draw_series(LineSeries::new(
-                band.x
-                    .iter()
-                    .zip(&band.mean)
-                    .map(|(e, v)| (f64::from(*e), *v)),
-                grey.stroke_width(1),
-            ))?;
-        }
-        for (i, band) in scaled.iter().enumerate().take(OVERLAY_COLOURED).rev() {
-            chart.draw_series(LineSeries::new(
-                band.x
-                    .iter()
-                    .zip(&band.mean)
-                    .map(|(e, v)| (f64::from(*e), *v)),
-                PALETTE[i].stroke_width(2),
-            ))?;
-        }
-        let x0 = PLOT_W as i32 + 10;
-        let mut y = 70;
-        root.draw(&Label::new(
-            "Settings by rank (best first)",
-            (x0, y - 24),
-            17.0,
-        ))?;
-        let mut entries: Vec<(String, RGBColor)> = lines
-            .iter()
-            .take(OVERLAY_COLOURED)
-            .enumerate()
-            .map(|(i, l)| (l.label.clone(), PALETTE[i]))
-            .collect();
-        if lines.len() > OVERLAY_COLOURED {
-            entries.push((
-                format!("the other {} settings", lines.len() - OVERLAY_COLOURED),
-                grey,
-            ));
-        }
-        for (text, color) in entries {
-            root.draw(&PathElement::new(
-                vec![(x0, y + 9), (x0 + 26, y + 9)],
-                color.stroke_width(3),
-            ))?;
-            root.draw(&Label::new(text, (x0 + 34, y), 14.0))?;
-            y += 26;
-        }
-        Ok(())
-    })
+    let title = format!(
+        "Validation accuracy per {}, mean over seeds: {sweep_name}",
+        x_axis.label()
+    );
+    draw_accuracy_lines(path, &title, "Settings by rank (best first)", x_axis, lines)
 }
 
-/// One candidate of a successive-halving race: its mean validation accuracy, and the
-/// x at which it was stopped (None: it trained to the end).
-#[derive(Debug, Clone, PartialEq)]
-pub struct HalvingLine {
-    pub label: String,
-    pub band: Band,
-    pub stopped: bool,
-}
-
-/// Draws a race: every candidate's mean validation accuracy against `x_axis`, the ones
-/// that trained to the end coloured (best first, as `lines` come) and listed, the
+/// Draws a successive-halving race: every candidate's mean validation accuracy, the
+/// ones that trained to the end coloured (best first, as `lines` come) and listed, the
 /// stopped ones grey with a cross where they stopped.
 pub fn draw_halving(
     path: &Path,
     sweep_name: &str,
     x_axis: XAxis,
-    lines: &[HalvingLine],
+    lines: &[OverlayLine],
+) -> Result<(), FigureError> {
+    let title = format!(
+        "Successive halving: validation accuracy per {}, mean over seeds: {sweep_name}",
+        x_axis.label()
+    );
+    draw_accuracy_lines(
+        path,
+        &title,
+        "Trained to the end (best first)",
+        x_axis,
+        lines,
+    )
+}
+
+/// The chart of [`draw_val_accuracy_overlay`] and [`draw_halving`]: the first
+/// `OVERLAY_COLOURED` lines not stopped are coloured and listed under `legend_title`,
+/// the other such lines light grey, and stopped lines darker grey with a cross at
+/// their end.
+fn draw_accuracy_lines(
+    path: &Path,
+    title: &str,
+    legend_title: &str,
+    x_axis: XAxis,
+    lines: &[OverlayLine],
 ) -> Result<(), FigureError> {
     register_font()?;
     const WIDTH: u32 = 1300;
     const PLOT_W: u32 = 820;
     render_png(path, (WIDTH, 620), CHART_COMPRESSION, |root| {
         root.fill(&WHITE)?;
-        let title = format!(
-            "Successive halving: validation accuracy per {}, mean over seeds: {sweep_name}",
-            x_axis.label()
-        );
         root.draw(&Label::new(title, (WIDTH as i32 / 2, 10), 22.0).centered())?;
         let (plot_area, _) = root.margin(46, 0, 0, 0).split_horizontally(PLOT_W);
         let scaled: Vec<Band> = lines
@@ -859,38 +799,49 @@ pub fn draw_halving(
                 .map(|(e, v)| (f64::from(*e), *v))
                 .collect()
         };
-        let grey = RGBColor(170, 170, 170);
-        for (line, band) in lines.iter().zip(&scaled).filter(|(l, _)| l.stopped) {
-            let pts = points(band);
-            chart.draw_series(LineSeries::new(pts.clone(), grey.stroke_width(1)))?;
-            if let Some(&end) = pts.last() {
-                chart.draw_series(std::iter::once(Cross::new(end, 5, grey.stroke_width(2))))?;
-            }
-            let _ = line;
-        }
-        let finished: Vec<(&HalvingLine, &Band)> = lines
+        let (grey, stopped_grey) = (RGBColor(190, 190, 190), RGBColor(170, 170, 170));
+        let finished: Vec<(&OverlayLine, &Band)> = lines
             .iter()
             .zip(&scaled)
             .filter(|(l, _)| !l.stopped)
             .collect();
+        // Grey lines first so the coloured ones are drawn on top of them.
+        for (_, band) in finished.iter().skip(OVERLAY_COLOURED) {
+            chart.draw_series(LineSeries::new(points(band), grey.stroke_width(1)))?;
+        }
+        for (_, band) in lines.iter().zip(&scaled).filter(|(l, _)| l.stopped) {
+            let pts = points(band);
+            if let Some(&end) = pts.last() {
+                chart.draw_series(std::iter::once(Cross::new(
+                    end,
+                    5,
+                    stopped_grey.stroke_width(2),
+                )))?;
+            }
+            chart.draw_series(LineSeries::new(pts, stopped_grey.stroke_width(1)))?;
+        }
         for (i, (_, band)) in finished.iter().enumerate().take(OVERLAY_COLOURED).rev() {
             chart.draw_series(LineSeries::new(points(band), PALETTE[i].stroke_width(2)))?;
         }
         let x0 = PLOT_W as i32 + 10;
         let mut y = 70;
-        root.draw(&Label::new(
-            "Trained to the end (best first)",
-            (x0, y - 24),
-            17.0,
-        ))?;
+        root.draw(&Label::new(legend_title, (x0, y - 24), 17.0))?;
         let mut entries: Vec<(String, RGBColor)> = finished
             .iter()
             .take(OVERLAY_COLOURED)
             .enumerate()
             .map(|(i, (l, _))| (l.label.clone(), PALETTE[i]))
             .collect();
-        let stopped = lines.iter().filter(|l| l.stopped).count();
-        entries.push((format!("{stopped} stopped (x: where)"), grey));
+        if finished.len() > OVERLAY_COLOURED {
+            entries.push((
+                format!("the other {} settings", finished.len() - OVERLAY_COLOURED),
+                grey,
+            ));
+        }
+        let stopped = lines.len() - finished.len();
+        if stopped > 0 {
+            entries.push((format!("{stopped} stopped (x: where)"), stopped_grey));
+        }
         for (text, color) in entries {
             root.draw(&PathElement::new(
                 vec![(x0, y + 9), (x0 + 26, y + 9)],

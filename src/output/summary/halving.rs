@@ -9,7 +9,7 @@ use super::plots::band_of;
 use super::read::{RunCurves, Series, read_curves};
 use super::{Summary, SummaryError};
 use crate::output::contract::{self, METRICS_CSV};
-use crate::output::figures::{self, HalvingLine, XAxis};
+use crate::output::figures::{self, OverlayLine, XAxis};
 
 /// Draws the race of `summary` into `dir`, if any of its runs were stopped; returns the
 /// figure's path relative to `dir`.
@@ -51,9 +51,9 @@ pub(super) fn write_halving_figure(
     } else {
         XAxis::Epoch
     };
-    let lines: Vec<HalvingLine> = per_setting
+    let lines: Vec<OverlayLine> = per_setting
         .iter()
-        .map(|(s, runs)| HalvingLine {
+        .map(|(s, runs)| OverlayLine {
             label: s.setting_id.clone(),
             band: band_of(runs, x_axis, |r| &r.series[Series::ValAccuracy as usize]),
             stopped: s.ok_run_ids.is_empty(),

@@ -170,6 +170,7 @@ pub(crate) fn write_figures(
                     None => s.setting_id.clone(),
                 },
                 band: band_of(runs, x_axis, |r| &r.series[Series::ValAccuracy as usize]),
+                stopped: false,
             })
             .collect();
         let rel = contract::overlay_png();
