@@ -16,19 +16,7 @@ const SEARCH: &str = "[train]\nepochs = 1\nseed = [1, 2]\n\
 
 /// `sweep run --dry-run`'s plan (its stdout), with `extra` arguments.
 fn dry_run(spec: &Path, extra: &[&str]) -> String {
-    let out = sweep()
-        .args(["run", "--dry-run"])
-        .arg(spec)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    ok(sweep().args(["run", "--dry-run"]).arg(spec).args(extra))
 }
 
 /// Four draws of (lambda, batch_size), each crossed with the three logspace etas and the
@@ -54,18 +42,10 @@ fn random_search_plans_the_same_draws_everywhere_and_trains_them() {
     );
 
     let out = tmp.path().join("out");
-    let run = sweep()
+    ok(sweep()
         .args(["run", "--no-summary", "-j", "2", "--out"])
         .arg(&out)
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+        .arg(&spec));
     let results = Table::read(&out.join("search/results.csv"));
     assert_eq!(results.rows.len(), 24);
     let planned: BTreeSet<&str> = plan
@@ -459,18 +439,10 @@ fn halving_keeps_a_third_per_rung_and_its_promoted_runs_equal_straight_training(
     let tmp = tempfile::tempdir().unwrap();
     let spec = write_sample_spec(tmp.path(), "race.toml", "race", HALVING);
     let out = tmp.path().join("out");
-    let err = sweep()
+    ok(sweep()
         .args(["run", "--no-summary", "-j", "2", "--out"])
         .arg(&out)
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert_eq!(
-        err.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&err.stderr)
-    );
+        .arg(&spec));
     let root = out.join("race");
     let results = Table::read(&root.join("results.csv"));
     assert_eq!(results.rows.len(), 18);
@@ -594,18 +566,10 @@ fn halving_of_cyclic_runs_counts_rungs_in_cycles() {
         [search]\nsamples = 3\nseed = 4\nmethod = \"halving\"\nmin_epochs = 1\nfactor = 3\n";
     let spec = write_sample_spec(tmp.path(), "cyc.toml", "cyc", body);
     let out = tmp.path().join("out");
-    let run = sweep()
+    ok(sweep()
         .args(["run", "--no-summary", "--out"])
         .arg(&out)
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+        .arg(&spec));
     let root = out.join("cyc");
     let results = Table::read(&root.join("results.csv"));
     let status = results.column("status");
@@ -635,13 +599,10 @@ fn halving_of_cyclic_runs_counts_rungs_in_cycles() {
         .next()
         .unwrap(),
     );
-    let run = sweep()
+    ok(sweep()
         .args(["run", "--no-summary", "--out"])
         .arg(&out)
-        .arg(&plain)
-        .output()
-        .unwrap();
-    assert_eq!(run.status.code(), Some(0));
+        .arg(&plain));
     for file in ["W.npy", "b.npy"] {
         assert!(
             std::fs::read(root.join("runs").join(&winner).join(file)).unwrap()
