@@ -378,11 +378,20 @@ fn x_range<'a>(bands: impl IntoIterator<Item = &'a Band>) -> Range<f64> {
 
 /// A y range covering every band's min..max with 5% padding on each side.
 fn value_range<'a>(bands: impl IntoIterator<Item = &'a Band>) -> Range<f64> {
-    let (lo, hi) = bands
-        .into_iter()
-        .flat_map(|b| b.min.iter().chain(&b.max))
+    padded(
+        bands
+            .into_iter()
+            .flat_map(|b| b.min.iter().chain(&b.max))
+            .copied(),
+    )
+}
+
+/// A range covering `values` (the finite ones) with 5% padding on each side, at least
+/// some width; 0..1 when none is finite.
+fn padded(values: impl Iterator<Item = f64>) -> Range<f64> {
+    let (lo, hi) = values
         .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         });
     if !lo.is_finite() {

@@ -9,7 +9,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    CHART_COMPRESSION, FONT, FigureError, Label, PALETTE, register_font, render_png, tick_label,
+    CHART_COMPRESSION, FONT, FigureError, Label, PALETTE, padded, register_font, render_png,
+    tick_label,
 };
 
 /// One setting on a response figure: its axis value and its validation accuracy (a
@@ -43,24 +44,6 @@ pub struct Response {
 /// The size in pixels of a [`draw_response`] figure.
 pub fn response_size() -> (u32, u32) {
     (900, 560)
-}
-
-/// A range covering `values` with 5% padding on each side, at least some width.
-fn padded(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
-    let (lo, hi) = values
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-    if !lo.is_finite() {
-        return 0.0..1.0;
-    }
-    let pad = if hi > lo {
-        0.05 * (hi - lo)
-    } else {
-        0.05 * lo.abs().max(1.0)
-    };
-    (lo - pad)..(hi + pad)
 }
 
 /// Draws validation accuracy (%) against one axis: each setting a dot at its mean over
