@@ -308,7 +308,8 @@ def workload_bench(args, full, name):
     else:
         spec = workloads.sweep_spec(w, full["dir"])
     for peer, (script, flags) in TORCH_PEERS.items():
-        if peer.split("-")[0] in selected or peer in selected or "-".join(peer.split("-")[:2]) in selected:
+        family = "torch-vmap" if peer.startswith("torch-vmap") else peer
+        if family in selected or peer in selected:
             peers[peer] = [py, os.path.join(BENCH_DIR, script), "--workload", name, "--data", full["dir"]] + flags + (
                 ["--quick"] if args.quick else [])
     label = {
