@@ -33,6 +33,8 @@ import tempfile
 import threading
 import time
 
+import workloads
+
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH_DIR)
 PEER = os.path.join(BENCH_DIR, "peer.py")
@@ -257,10 +259,188 @@ def build_benches(args, full, sample):
                 n,
             )
         )
+    for name in ("A", "B", "C"):
+        benches.append(workload_bench(args, full, name))
     if args.only:
         keys = args.only.split(",")
         benches = [b for b in benches if b.key in keys or b.key.split("-")[0] in keys]
     return benches
+
+
+# ------------------------------------------------ workloads A, B, C: many peers
+
+# Peer name -> (script, extra flags).  torch-vmap runs in both layouts; the
+# report names the faster.
+TORCH_PEERS = {
+    "torch": ("peer_torch.py", ["--mode", "plain"]),
+    "torch-vmap-2x1": ("peer_torch.py", ["--mode", "vmap", "--procs", "2"]),
+    "torch-vmap-1x2": ("peer_torch.py", ["--mode", "vmap", "--procs", "1"]),
+}
+
+
+class WorkloadBench:
+    """Workload A, B or C: sweep and every selected peer on the same work."""
+
+    kind = "workload"
+    sample_pss = False
+
+    def __init__(self, key, label, spec, peers, w):
+        self.key, self.label, self.spec, self.w = key, label, spec, w
+        self.sweep_args, self.runs = SWEEP_RUN_ARGS, len(w["runs"])
+        self.peers = peers  # name -> argv
+        self.sweep, self.sweep_results = [], None
+        self.peer_m = {name: [] for name in peers}
+        self.peer_reports = {}
+
+
+def workload_bench(args, full, name):
+    w = workloads.workload(name, quick=args.quick)
+    py = os.path.join(BENCH_DIR, ".venv", "bin", "python")
+    selected = args.peers.split(",")
+    peers = {}
+    if name == "A":
+        spec = sweep_spec("A", full, w["epochs"], [1, 2, 3], "f32", GRID_ALL)
+        if "numpy" in selected:
+            d = full
+            peers["numpy"] = [py, PEER, "train", "--data", d["dir"], "--train", d["files"][0],
+                              "--val", d["files"][1], "--test", d["files"][2], "--precision", "f32",
+                              "--epochs", str(w["epochs"]), "--seeds", "1-3", "--jobs", str(args.jobs)]
+    else:
+        spec = workloads.sweep_spec(w, full["dir"])
+    for peer, (script, flags) in TORCH_PEERS.items():
+        family = "torch-vmap" if peer.startswith("torch-vmap") else peer
+        if family in selected or peer in selected:
+            peers[peer] = [py, os.path.join(BENCH_DIR, script), "--workload", name, "--data", full["dir"]] + flags + (
+                ["--quick"] if args.quick else [])
+    label = {
+        "A": f"A: lab-1 study, 12 linear runs, f32, {w['epochs']} epochs",
+        "B": "B: 3072-50-10, 8 lambdas, cyclic eta",
+        "C": "C: 3072-50-50-10 + batch norm, 8 lambdas, cyclic eta",
+    }[name]
+    if w["cyclic"]:
+        c = w["cyclic"]
+        label += f" ({2 * c['step_size'] * c['cycles']} updates, eval every {w['eval_every']})"
+    return WorkloadBench(name, label, spec, peers, w)
+
+
+def run_workload_peer(bench, name):
+    fd, path = tempfile.mkstemp(prefix="peer-", suffix=".json")
+    os.close(fd)
+    try:
+        argv = bench.peers[name]
+        m = measure(argv + ["--json", path], env=peer_env())
+        m["cmd"] = " ".join(["python", os.path.relpath(argv[1], REPO)] + argv[2:])
+        if m["code"] != 0:
+            m["error"] = f"exit {m['code']}: {m['stderr'].strip()[-300:]}"
+        else:
+            with open(path) as f:
+                bench.peer_reports[name] = json.load(f)
+        return m
+    finally:
+        os.unlink(path)
+
+
+def needed_packages(benches):
+    """The pip packages the selected peers need beyond numpy."""
+    need = set()
+    for b in benches:
+        for name in getattr(b, "peers", {}):
+            if name.startswith("torch"):
+                need.add("torch")
+    return sorted(need)
+
+
+def ensure_packages(packages):
+    """Install missing peer packages into this venv (bench/.venv): torch's CPU
+    wheel index first, plain PyPI (CUDA wheels, about 6 GB) if that fails."""
+    import importlib.util
+
+    missing = [p for p in packages if importlib.util.find_spec(p) is None]
+    if not missing:
+        return
+    pip = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check"]
+    if "torch" in missing:
+        print("bench: installing torch (CPU wheel index, else PyPI)", file=sys.stderr)
+        r = subprocess.run(pip + ["--retries", "1", "--timeout", "15", "torch",
+                                  "--index-url", "https://download.pytorch.org/whl/cpu"])
+        if r.returncode != 0:
+            subprocess.run(pip + ["torch"], check=True)
+        missing.remove("torch")
+    if missing:
+        subprocess.run(pip + missing, check=True)
+
+
+def sweep_accuracies(bench):
+    """(lambda, eta or None) -> [val accuracy] of sweep's runs."""
+    out = {}
+    for r in bench.sweep_results or []:
+        if r.get("val_accuracy"):
+            eta = float(r["eta"]) if bench.key == "A" else None
+            out.setdefault((float(r["lambda"]), eta), []).append(float(r["val_accuracy"]))
+    return out
+
+
+def peer_accuracies(report):
+    out = {}
+    for r in (report or {}).get("runs", []):
+        eta = float(r["eta"]) if r.get("eta") is not None else None
+        out.setdefault((float(r["lambda"]), eta), []).append(r["val_accuracy"])
+    return out
+
+
+def workload_report(benches):
+    benches = [b for b in benches if b.kind == "workload"]
+    if not benches:
+        return []
+    lines = [
+        "",
+        "Workloads A, B, C: whole-process wall seconds, min / median; ratio = peer / sweep "
+        "(min / median of each):",
+        "",
+        "| workload | side | layout | seconds min / median | ratio min / median |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for b in benches:
+        sw = [m["seconds"] for m in b.sweep if "error" not in m]
+        lines.append(f"| {b.label} | sweep | -j 2 | {fmt_pair(sw)} | 1 |")
+        best = {}
+        for name, ms in b.peer_m.items():
+            pe = [m["seconds"] for m in ms if "error" not in m]
+            rep_ = b.peer_reports.get(name) or {}
+            layout = rep_.get("layout") or rep_.get("pool", "?")
+            rat = (f"{min(pe) / min(sw):.2f} / {statistics.median(pe) / statistics.median(sw):.2f}"
+                   if pe and sw else "n/a")
+            lines.append(f"| {b.key} | {name} | {layout} | {fmt_pair(pe)} | {rat} |")
+            family = name.rsplit("-", 1)[0] if name.startswith("torch-vmap") else name
+            if pe and (family not in best or statistics.median(pe) < best[family][1]):
+                best[family] = (name, statistics.median(pe))
+        for family, (name, med) in best.items():
+            if family == "torch-vmap":
+                lines.append(f"| {b.key} | {family}: faster layout | {name} | median {med:.2f} | |")
+    for b in benches:
+        if b.key in ("B", "C"):
+            rss = [m["rss_mb"] for m in b.sweep if "error" not in m]
+            lines.append(f"| {b.key} | sweep peak RSS, MB | | {fmt_pair(rss, 0)} | |")
+    lines += ["", "Final validation accuracy per run (mean over seeds for A), sweep beside each peer:", ""]
+    for b in benches:
+        names = list(b.peer_m)
+        lines += [f"| {b.key} lambda | eta | sweep | " + " | ".join(names) + " |",
+                  "| --- " * (3 + len(names)) + "|"]
+        sw = sweep_accuracies(b)
+        pe = {n: peer_accuracies(b.peer_reports.get(n)) for n in names}
+        keys = sorted(set(sw) | {k for p in pe.values() for k in p}, key=lambda k: (k[0], -(k[1] or 0)))
+        cell = lambda v: f"{statistics.mean(v):.4f}" if v else "n/a"  # noqa: E731
+        for k in keys:
+            lines.append(f"| {k[0]:.3g} | {k[1] if k[1] is not None else 'cyclic'} | {cell(sw.get(k))} | "
+                         + " | ".join(cell(pe[n].get(k)) for n in names) + " |")
+        lines.append("")
+    versions = {}
+    for b in benches:
+        for r in b.peer_reports.values():
+            versions.update({k: v for k, v in r.get("versions", {}).items() if not k.endswith("process")})
+    versions.setdefault("python", platform.python_version())
+    lines.append("Peer versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
+    return lines
 
 
 def run_sweep(bench, sweep_bin, jobs):
@@ -277,7 +457,7 @@ def run_sweep(bench, sweep_bin, jobs):
             m["error"] = f"exit {m['code']}: {m['stderr'].strip()[-300:]}"
             return m
         name = bench.spec.split('"')[1]
-        if bench.kind == "train":
+        if bench.kind in ("train", "workload"):
             path = os.path.join(out, name, "results.csv")
             try:
                 with open(path) as f:
@@ -515,7 +695,10 @@ def main():
                    help="OpenBLAS threads of the single-process peers (one run, gradcheck); "
                    "'default' leaves OpenBLAS's own choice (one per core)")
     p.add_argument("--only", help="comma list of benchmarks or groups: study (study-f32, study-f64), single (single-f32, single-f64), "
-                   "gradcheck, scaling (scaling-12, scaling-120)")
+                   "gradcheck, scaling (scaling-12, scaling-120), and the workloads A, B, C (sweep against every peer)")
+    p.add_argument("--peers", default="numpy,torch,torch-vmap",
+                   help="peers of the workloads A, B, C: numpy (A only), torch (plain autograd, pool of one "
+                   "process per core), torch-vmap (torch.func vmap, in both layouts 2x1 and 1x2)")
     p.add_argument("--peer-only", action="store_true", help="do not build or run sweep")
     p.add_argument("--no-build", action="store_true", help="use the existing target/release/sweep")
     p.add_argument("--sweep-bin", default=os.path.join(REPO, "target", "release", "sweep"))
@@ -549,6 +732,7 @@ def main():
             sweep_info = (v.stdout.strip() or "version unknown") + " (release build), -j " + str(args.jobs)
 
     benches = build_benches(args, full, sample)
+    ensure_packages(needed_packages(benches))
     load_before = loadavg()
     if float(load_before.split()[0]) > 0.5:
         print(f"bench: warning: load average {load_before}; the machine is busy, numbers will be noisy",
@@ -564,6 +748,15 @@ def main():
                         continue
                     m = run_sweep(b, args.sweep_bin, args.jobs)
                     b.sweep.append(m)
+                elif b.kind == "workload":
+                    names = list(b.peers)  # rotated each repeat, like the sweep/peer order
+                    names = names[rep % len(names):] + names[: rep % len(names)] if names else names
+                    for name in names:
+                        m = run_workload_peer(b, name)
+                        b.peer_m[name].append(m)
+                        print(f"bench: [{rep + 1}/{args.repeats}] {b.key} {name}: {m['seconds']:.2f} s, "
+                              f"rss {m['rss_mb']:.0f} MB ({m.get('error', 'ok')[:200]})", file=sys.stderr)
+                    continue
                 else:
                     m = run_peer(b)
                     b.peer.append(m)
@@ -576,7 +769,8 @@ def main():
                     file=sys.stderr,
                 )
 
-    text = report(args, benches, sweep_info, load_before)
+    text = report(args, [b for b in benches if b.kind != "workload"], sweep_info, load_before)
+    text += "\n".join(workload_report(benches)) + "\n"
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         f.write(text)
