@@ -269,13 +269,23 @@ def build_benches(args, full, sample):
 
 # ------------------------------------------------ workloads A, B, C: many peers
 
-# Peer name -> (script, extra flags).  torch-vmap runs in both layouts; the
-# report names the faster.
-TORCH_PEERS = {
+# Peer name -> (script, extra flags).  torch-vmap and jax-vmap run in both
+# layouts (2 processes x 1 thread, 1 x 2); the report names the faster.
+FRAMEWORK_PEERS = {
     "torch": ("peer_torch.py", ["--mode", "plain"]),
     "torch-vmap-2x1": ("peer_torch.py", ["--mode", "vmap", "--procs", "2"]),
     "torch-vmap-1x2": ("peer_torch.py", ["--mode", "vmap", "--procs", "1"]),
+    "jax-vmap-2x1": ("peer_jax.py", ["--procs", "2"]),
+    "jax-vmap-1x2": ("peer_jax.py", ["--procs", "1"]),
 }
+# The peer families with two layouts: "torch-vmap-2x1" belongs to "torch-vmap".
+LAYOUT_FAMILIES = ("torch-vmap", "jax-vmap")
+
+
+def peer_family(peer):
+    """The family a peer name is selected and compared by (--peers, faster layout)."""
+    family = peer.rsplit("-", 1)[0]
+    return family if family in LAYOUT_FAMILIES else peer
 
 
 class WorkloadBench:
@@ -307,9 +317,8 @@ def workload_bench(args, full, name):
                               "--epochs", str(w["epochs"]), "--seeds", "1-3", "--jobs", str(args.jobs)]
     else:
         spec = workloads.sweep_spec(w, full["dir"])
-    for peer, (script, flags) in TORCH_PEERS.items():
-        family = "torch-vmap" if peer.startswith("torch-vmap") else peer
-        if family in selected or peer in selected:
+    for peer, (script, flags) in FRAMEWORK_PEERS.items():
+        if peer_family(peer) in selected or peer in selected:
             peers[peer] = [py, os.path.join(BENCH_DIR, script), "--workload", name, "--data", full["dir"]] + flags + (
                 ["--quick"] if args.quick else [])
     label = {
@@ -347,12 +356,15 @@ def needed_packages(benches):
         for name in getattr(b, "peers", {}):
             if name.startswith("torch"):
                 need.add("torch")
+            elif name.startswith("jax"):
+                need.add("jax")
     return sorted(need)
 
 
 def ensure_packages(packages):
     """Install missing peer packages into this venv (bench/.venv): torch's CPU
-    wheel index first, plain PyPI (CUDA wheels, about 6 GB) if that fails."""
+    wheel index first, plain PyPI (CUDA wheels, about 6 GB) if that fails;
+    jax as jax[cpu] from PyPI (jax and jaxlib)."""
     import importlib.util
 
     missing = [p for p in packages if importlib.util.find_spec(p) is None]
@@ -366,6 +378,10 @@ def ensure_packages(packages):
         if r.returncode != 0:
             subprocess.run(pip + ["torch"], check=True)
         missing.remove("torch")
+    if "jax" in missing:
+        print("bench: installing jax[cpu] (PyPI)", file=sys.stderr)
+        subprocess.run(pip + ["jax[cpu]"], check=True)
+        missing.remove("jax")
     if missing:
         subprocess.run(pip + missing, check=True)
 
@@ -411,11 +427,11 @@ def workload_report(benches):
             rat = (f"{min(pe) / min(sw):.2f} / {statistics.median(pe) / statistics.median(sw):.2f}"
                    if pe and sw else "n/a")
             lines.append(f"| {b.key} | {name} | {layout} | {fmt_pair(pe)} | {rat} |")
-            family = name.rsplit("-", 1)[0] if name.startswith("torch-vmap") else name
+            family = peer_family(name)
             if pe and (family not in best or statistics.median(pe) < best[family][1]):
                 best[family] = (name, statistics.median(pe))
         for family, (name, med) in best.items():
-            if family == "torch-vmap":
+            if family in LAYOUT_FAMILIES:
                 lines.append(f"| {b.key} | {family}: faster layout | {name} | median {med:.2f} | |")
     for b in benches:
         if b.key in ("B", "C"):
@@ -696,9 +712,10 @@ def main():
                    "'default' leaves OpenBLAS's own choice (one per core)")
     p.add_argument("--only", help="comma list of benchmarks or groups: study (study-f32, study-f64), single (single-f32, single-f64), "
                    "gradcheck, scaling (scaling-12, scaling-120), and the workloads A, B, C (sweep against every peer)")
-    p.add_argument("--peers", default="numpy,torch,torch-vmap",
+    p.add_argument("--peers", default="numpy,torch,torch-vmap,jax-vmap",
                    help="peers of the workloads A, B, C: numpy (A only), torch (plain autograd, pool of one "
-                   "process per core), torch-vmap (torch.func vmap, in both layouts 2x1 and 1x2)")
+                   "process per core), torch-vmap (torch.func vmap, in both layouts 2x1 and 1x2), "
+                   "jax-vmap (jax.jit + jax.vmap, in both layouts 2x1 and 1x2)")
     p.add_argument("--peer-only", action="store_true", help="do not build or run sweep")
     p.add_argument("--no-build", action="store_true", help="use the existing target/release/sweep")
     p.add_argument("--sweep-bin", default=os.path.join(REPO, "target", "release", "sweep"))

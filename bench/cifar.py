@@ -55,11 +55,21 @@ def load(w, data_dir):
     shift = (-mean / std).astype(np.float32)
     out = {}
     for name, (x, y) in (("train", (xtr, ytr)), ("val", (xva, yva)), ("test", (xte, yte))):
-        X = x.astype(np.float32)
+        X = aligned_empty(x.shape)
+        X[...] = x
         X *= scale
         X += shift
         out[name] = (X, y)
     return out
+
+
+def aligned_empty(shape, align=64):
+    """An uninitialised f32 array whose data starts at a multiple of `align`
+    bytes: jax.device_put then uses it in place (no copy), as torch.from_numpy."""
+    n = int(np.prod(shape)) * 4
+    buf = np.empty(n + align, np.uint8)
+    off = -buf.ctypes.data % align
+    return buf[off : off + n].view(np.float32).reshape(shape)
 
 
 def groups(w):
