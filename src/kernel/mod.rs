@@ -34,7 +34,8 @@
 //! split across threads. The SIMD paths (x86-64 with AVX2 and FMA; and, where AVX-512VL
 //! is present, the same 256-bit arithmetic with 32 vector registers and so larger register
 //! tiles, and 512-bit vectors in `acc_nn` and `dot_nt_packed`, whose elements are each one
-//! chain whatever the width; chosen at run time) and the portable path compute exactly these operations, so
+//! chain whatever the width, and in `dot_nt` on B packed in pairs of rows, each half of a
+//! vector one element's 256-bit lanes; chosen at run time) and the portable path compute exactly these operations, so
 //! they agree bit for bit (tested on every path the CPU has), and results do not depend
 //! on the machine's vector width or register count either.
 
@@ -50,11 +51,14 @@
 pub(crate) mod exp;
 
 #[cfg(target_arch = "x86_64")]
+#[macro_use]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod blocked;
 mod packed;
+#[cfg(target_arch = "x86_64")]
+mod pairs;
 mod portable;
 mod storage;
 
@@ -80,7 +84,7 @@ pub trait Scalar: Float + Send + Sync + std::fmt::Debug + 'static {
     /// One 512-bit vector, for the kernels whose bits do not depend on the vector width.
     #[cfg(target_arch = "x86_64")]
     #[doc(hidden)]
-    type Z: avx2::Vector<Elem = Self>;
+    type Z: avx512::Halves<Elem = Self>;
 }
 
 impl Scalar for f32 {
@@ -193,14 +197,34 @@ pub fn dot_nt<T: Scalar>(a: ArrayView2<T>, b: ArrayView2<f32>, c: ArrayViewMut2<
     dot_nt_raw(a, raw(&b, "right operand"), c, Path::best());
 }
 
-/// [`dot_nt`] with `b` = rows `rows` of `x`, read in place (no gathered copy).
+/// [`dot_nt`] with `b` = rows `rows` of `x`, read in place (no gathered copy; on the
+/// AVX-512 path with `a` tall, copied in pairs of rows, see [`PAIR_MIN_ROWS`]).
 pub fn dot_nt_rows<T: Scalar>(
     a: ArrayView2<T>,
     x: ArrayView2<f32>,
     rows: &[u32],
     c: ArrayViewMut2<T>,
 ) {
-    dot_nt_raw(a, raw_rows(&x, rows), c, Path::best());
+    dot_nt_rows_on(a, raw_rows(&x, rows), c, Path::best(), pairs_pay(a.nrows()));
+}
+
+/// Whether B goes in pairs of rows for an `a` of `rows` rows.
+fn pairs_pay(rows: usize) -> bool {
+    Path::best() == Path::Avx512 && rows >= PAIR_MIN_ROWS
+}
+
+fn dot_nt_rows_on<T: Scalar>(
+    a: ArrayView2<T>,
+    bm: Mat<f32>,
+    c: ArrayViewMut2<T>,
+    path: Path,
+    paired: bool,
+) {
+    if paired {
+        dot_nt_paired(a, bm, c)
+    } else {
+        dot_nt_raw(a, bm, c, path)
+    }
 }
 
 fn dot_nt_raw<T: Scalar>(a: ArrayView2<T>, bm: Mat<f32>, mut c: ArrayViewMut2<T>, path: Path) {
@@ -286,6 +310,12 @@ const DOT_TILE_ROWS: usize = 5;
 const ACC_SPLIT_COLS: usize = 256;
 const ACC_SPLIT_AT: usize = 64;
 
+/// Rows of A from which [`par_dot_nt_rows`] packs B in pairs of rows on the AVX-512
+/// path (the packing is a copy of B, paid back by 512-bit multiply-adds once A is tall),
+/// and the multiple of B's rows it then splits at: a whole register tile of pairs.
+const PAIR_MIN_ROWS: usize = 80;
+const PAIR_SPLIT_ROWS: usize = 8;
+
 /// [`dot_nt_rows`], split over the rows of `b` (the columns of `c`) across the current
 /// rayon pool. Every element is computed as in the sequential call, so the bits are the
 /// same for any number of threads.
@@ -295,16 +325,50 @@ pub(crate) fn par_dot_nt_rows<T: Scalar>(
     rows: &[u32],
     c: ArrayViewMut2<T>,
 ) {
+    par_dot_nt_rows_on(a, x, rows, c, Path::best(), pairs_pay(a.nrows()));
+}
+
+fn par_dot_nt_rows_on<T: Scalar>(
+    a: ArrayView2<T>,
+    x: ArrayView2<f32>,
+    rows: &[u32],
+    c: ArrayViewMut2<T>,
+    path: Path,
+    paired: bool,
+) {
     if rows.len() < 2 * SPLIT_ROWS || a.nrows() * rows.len() * a.ncols() < GRAIN {
-        return dot_nt_rows(a, x, rows, c);
+        return dot_nt_rows_on(a, raw_rows(&x, rows), c, path, paired);
     }
     // Split at whole register tiles of B's rows.
-    let h = rows.len() / 2 / DOT_TILE_ROWS * DOT_TILE_ROWS;
+    let at = if paired {
+        PAIR_SPLIT_ROWS
+    } else {
+        DOT_TILE_ROWS
+    };
+    let h = (rows.len() / 2 / at * at).max(at);
     let (c1, c2) = c.split_at(Axis(1), h);
     rayon::join(
-        || par_dot_nt_rows(a, x, &rows[..h], c1),
-        || par_dot_nt_rows(a, x, &rows[h..], c2),
+        || par_dot_nt_rows_on(a, x, &rows[..h], c1, path, paired),
+        || par_dot_nt_rows_on(a, x, &rows[h..], c2, path, paired),
     );
+}
+
+/// [`dot_nt`] on the AVX-512 path with B packed in pairs of rows ([`pairs`]).
+fn dot_nt_paired<T: Scalar>(a: ArrayView2<T>, bm: Mat<f32>, mut c: ArrayViewMut2<T>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert!(Path::best() == Path::Avx512, "dot_nt_paired needs AVX-512");
+        let am = raw(&a, "left operand");
+        assert_eq!(am.cols, bm.cols, "dot_nt: depths differ");
+        assert_eq!(c.dim(), (am.rows, bm.rows), "dot_nt: output shape");
+        let (cp, ldc) = raw_mut(&mut c);
+        // SAFETY: as in `dot_nt_raw`; the pairs cover B's rows in whole chunks.
+        pairs::with_pairs(bm, T::LANES, |b| unsafe {
+            avx512::dot_pairs::<T>(am, b, cp, ldc)
+        });
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    dot_nt_raw(a, bm, c, Path::Portable);
 }
 
 /// [`acc_nn_rows`], split over the columns of `x` and `c` across the current rayon pool;
@@ -485,6 +549,15 @@ mod tests {
             );
             let reference = a.mapv(Into::into).dot(&b.mapv(f64::from).t());
             close(&c, &reference);
+            if path == Path::Avx512 {
+                let mut c = Array2::from_elem((m, n), T::nan());
+                dot_nt_paired(a.view(), raw(&b.view(), "b"), c.view_mut());
+                assert_eq!(
+                    bits(&c),
+                    bits(&portable_dot(&a, &b)),
+                    "dot_nt on B in pairs {m}x{n}x{d}"
+                );
+            }
 
             let packed = Packed::for_path(a.view(), path);
             let mut c = Array2::from_elem((m, n), T::nan());
@@ -602,6 +675,17 @@ mod tests {
         let mut s_par = Array2::zeros((40, 100));
         pool.install(|| par_dot_nt_rows(w.view(), x.view(), &rows, s_par.view_mut()));
         assert_eq!(bits(&s_par), bits(&s_ref));
+        if Path::best() == Path::Avx512 {
+            // B in pairs, split across the pool into pieces of whole and odd pairs.
+            for n in [100, 37] {
+                let mut s_pairs = Array2::zeros((40, n));
+                pool.install(|| {
+                    let c = s_pairs.view_mut();
+                    par_dot_nt_rows_on(w.view(), x.view(), &rows[..n], c, Path::Avx512, true)
+                });
+                assert_eq!(bits(&s_pairs), bits(&s_ref.slice(s![.., ..n]).to_owned()));
+            }
+        }
 
         let mut d_ref = Array2::zeros((40, 3072));
         acc_nn(s_ref.view(), gathered.view(), d_ref.view_mut());
