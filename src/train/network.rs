@@ -183,6 +183,8 @@ struct Head<T> {
     scores: Array2<T>,
     /// The gradient with respect to one hidden layer's outputs (widest x batch).
     back: Array2<T>,
+    /// One hidden layer's outputs transposed (batch x widest).
+    at: Array2<T>,
     /// Gradients of the layers after the first, and of the first's biases.
     grads: Vec<Layer<T>>,
     db1: Array1<T>,
@@ -200,6 +202,7 @@ impl<T: Real> Head<T> {
             acts: widths.iter().map(|&h| Array2::zeros((h, batch))).collect(),
             scores: Array2::zeros((k, batch)),
             back: Array2::zeros((widths.iter().copied().max().unwrap_or(0), batch)),
+            at: Array2::zeros((batch, widths.iter().copied().max().unwrap_or(0))),
             grads: dims
                 .windows(2)
                 .map(|io| Layer {
@@ -283,12 +286,17 @@ impl<T: Real> Head<T> {
                 self.back.slice(s![..layers[l + 1].w.ncols(), ..n])
             };
             let grad = &mut self.grads[l];
+            // Each element is the sum over the batch in ascending order, from zero; with
+            // h_l transposed the chains of a whole row of the gradient advance together
+            // (vectorised), where one chain at a time waited on each add.
+            let mut at = self.at.slice_mut(s![..n, ..a.nrows()]);
+            at.assign(&a.t());
             for (mut drow, grow) in grad.w.rows_mut().into_iter().zip(out_grad.rows()) {
-                for (dv, arow) in drow.iter_mut().zip(a.rows()) {
-                    *dv = grow
-                        .iter()
-                        .zip(arow)
-                        .fold(T::zero(), |acc, (&gv, &av)| acc + gv * av);
+                drow.fill(T::zero());
+                for (&gv, arow) in grow.iter().zip(at.rows()) {
+                    Zip::from(&mut drow)
+                        .and(arow)
+                        .for_each(|d, &x| *d = *d + gv * x);
                 }
             }
             // A bias before batch norm cancels in z - mu: its gradient is exactly zero.
