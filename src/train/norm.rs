@@ -10,7 +10,7 @@
 //! alone or fused. The bias `b` of a normalised layer cancels in `z - mu`: its gradient is
 //! zero by construction and is returned as exactly 0.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayViewMut2, s};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, s};
 
 use super::Real;
 
@@ -119,24 +119,35 @@ impl<T: Real> BatchNorm<T> {
     /// Normalises `z + b` (units x n) over its n columns and writes `gamma * zhat + beta`
     /// over `z`, keeping what the backward pass needs.
     pub fn forward(&mut self, mut z: ArrayViewMut2<T>, b: ArrayView1<T>, p: &BnLayer<T>, eps: T) {
-        let n = z.ncols();
+        let (units, n) = z.dim();
         let inv_n = T::one() / T::from_f64(n as f64);
-        for (u, mut row) in z.rows_mut().into_iter().enumerate() {
-            let bu = b[u];
+        for (mut row, &bu) in z.rows_mut().into_iter().zip(b) {
             row.iter_mut().for_each(|v| *v = *v + bu);
-            let mean = row.iter().fold(T::zero(), |acc, &v| acc + v) * inv_n;
-            let var = row.iter().fold(T::zero(), |acc, &v| {
-                let c = v - mean;
-                acc + c * c
-            }) * inv_n;
-            let inv = T::one() / (var + eps).sqrt();
+        }
+        let zv = z.view();
+        let mean = &mut self.mean.as_slice_mut().expect("contiguous")[..units];
+        row_sums(zv, zv, |_, x, _| x, mean);
+        mean.iter_mut().for_each(|m| *m = *m * inv_n);
+        let var = &mut self.var.as_slice_mut().expect("contiguous")[..units];
+        row_sums(
+            zv,
+            zv,
+            |u, x, _| {
+                let c = x - mean[u];
+                c * c
+            },
+            var,
+        );
+        var.iter_mut().for_each(|v| *v = *v * inv_n);
+        for (u, mut row) in z.rows_mut().into_iter().enumerate() {
+            let (mean, inv) = (self.mean[u], T::one() / (self.var[u] + eps).sqrt());
             let (gamma, beta) = (p.gamma[u], p.beta[u]);
             let mut zhat = self.zhat.slice_mut(s![u, ..n]);
             for (v, zh) in row.iter_mut().zip(zhat.iter_mut()) {
                 *zh = (*v - mean) * inv;
                 *v = gamma * *zh + beta;
             }
-            (self.mean[u], self.var[u], self.inv[u]) = (mean, var, inv);
+            self.inv[u] = inv;
         }
     }
 
@@ -146,20 +157,55 @@ impl<T: Real> BatchNorm<T> {
     pub fn backward(&mut self, mut ds: ArrayViewMut2<T>, p: &BnLayer<T>) {
         let n = ds.ncols();
         let inv_n = T::one() / T::from_f64(n as f64);
+        let units = ds.nrows();
+        let (dv, zhat) = (ds.view(), self.zhat.slice(s![..units, ..n]));
+        let dbeta = &mut self.dbeta.as_slice_mut().expect("contiguous")[..units];
+        row_sums(dv, dv, |_, g, _| g, dbeta);
+        let dgamma = &mut self.dgamma.as_slice_mut().expect("contiguous")[..units];
+        row_sums(dv, zhat, |_, g, z| g * z, dgamma);
         for (u, mut row) in ds.rows_mut().into_iter().enumerate() {
             let zhat = self.zhat.slice(s![u, ..n]);
-            let sum = row.iter().fold(T::zero(), |acc, &g| acc + g);
-            let sum_z = row
-                .iter()
-                .zip(zhat)
-                .fold(T::zero(), |acc, (&g, &z)| acc + g * z);
-            self.dgamma[u] = sum_z;
-            self.dbeta[u] = sum;
+            let (sum, sum_z) = (self.dbeta[u], self.dgamma[u]);
             let scale = p.gamma[u] * self.inv[u];
             for (g, &z) in row.iter_mut().zip(zhat) {
                 *g = scale * (*g - (sum + z * sum_z) * inv_n);
             }
         }
+    }
+}
+
+/// `out[u] = Σ_j term(u, a[u][j], b[u][j])` for every row `u` of `a` and `b` (units x n),
+/// over `j = 0, 1, ..., n-1` in turn from zero. Eight rows' chains are interleaved, so
+/// no add waits on the one before it (one row at a time, each step waited for the last
+/// add); each row's order, and so its bits, are unchanged.
+fn row_sums<T: Real>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    term: impl Fn(usize, T, T) -> T,
+    out: &mut [T],
+) {
+    const ROWS: usize = 8;
+    let (units, n) = a.dim();
+    assert_eq!(b.dim(), (units, n), "row_sums: shapes");
+    for u0 in (0..units).step_by(ROWS) {
+        let m = ROWS.min(units - u0);
+        // Rows past the last repeat it; their sums are not kept.
+        let at = |k: usize| (u0 + k).min(units - 1);
+        let ra: [&[T]; ROWS] = std::array::from_fn(|k| {
+            let r = a.row(at(k)).to_slice().expect("contiguous rows");
+            &r[..n]
+        });
+        let rb: [&[T]; ROWS] = std::array::from_fn(|k| {
+            let r = b.row(at(k)).to_slice().expect("contiguous rows");
+            &r[..n]
+        });
+        let mut acc = [T::zero(); ROWS];
+        for j in 0..n {
+            for k in 0..ROWS {
+                acc[k] = acc[k] + term(at(k), ra[k][j], rb[k][j]);
+            }
+        }
+        out[u0..u0 + m].copy_from_slice(&acc[..m]);
     }
 }
 
