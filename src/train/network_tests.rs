@@ -313,3 +313,31 @@ fn one_batch_norm_update_is_the_checked_step_and_sets_the_running_averages() {
         assert!((var1[u] - v).abs() < 1e-12 * v.max(1.0), "unit {u}");
     }
 }
+
+#[test]
+fn the_small_layers_give_the_same_bits_with_and_without_avx2() {
+    use ndarray::Array2;
+    let mut state = 7u64;
+    let mut next = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let w = Array2::from_shape_fn((13, 37), |_| next());
+    let a = Array2::from_shape_fn((37, 101), |_| next());
+    let g = Array2::from_shape_fn((13, 101), |_| next());
+    let (mut f1, mut f2) = (Array2::zeros((13, 101)), Array2::zeros((13, 101)));
+    super::network::forward(w.view(), a.view(), f1.view_mut());
+    super::network::forward_body(w.view(), a.view(), f2.view_mut());
+    let bits = |m: &Array2<f32>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&f1), bits(&f2));
+    let (mut b1, mut b2) = (Array2::zeros((37, 101)), Array2::zeros((37, 101)));
+    super::network::backward(w.view(), g.view(), b1.view_mut());
+    super::network::backward_body(w.view(), g.view(), b2.view_mut());
+    assert_eq!(bits(&b1), bits(&b2));
+    // And each element is the ascending sum over the inputs, from zero.
+    let mut s = 0.0f32;
+    for i in 0..37 {
+        s += w[[3, i]] * a[[i, 50]];
+    }
+    assert_eq!(f1[[3, 50]].to_bits(), s.to_bits());
+}
